@@ -1,0 +1,20 @@
+"""crossgen: text -> image (Word2Vec + conditional VAE) and image -> text (ResNet18 + LSTM)."""
+from .captioner import Captioner, CaptionerConfig, Hypothesis, Vocab
+from .checkpoint import load_model, save_model, verify_manifest, write_manifest
+from .device import get_device
+from .errors import (CheckpointError, CrossgenError, ImageTooLargeError, InvalidImageError, InvalidPromptError,
+                     InvalidRequestError, UnknownWordsError)
+from .image_features import FeatureConfig, ImageFeatures
+from .pipeline import Generation, Pipeline, checkpoint_info, default_checkpoints, load
+from .preprocess import load_image, normalize_text, tokenize
+from .text_encoder import TextEncoder, Word2VecConfig
+from .vae import CVAE, CVAEConfig
+
+__all__ = [
+    "load", "Pipeline", "Generation", "checkpoint_info", "default_checkpoints", "get_device",
+    "TextEncoder", "Word2VecConfig", "CVAE", "CVAEConfig", "ImageFeatures", "FeatureConfig",
+    "Captioner", "CaptionerConfig", "Vocab", "Hypothesis", "save_model", "load_model",
+    "write_manifest", "verify_manifest", "load_image", "normalize_text", "tokenize",
+    "CrossgenError", "InvalidPromptError", "UnknownWordsError", "InvalidImageError",
+    "ImageTooLargeError", "InvalidRequestError", "CheckpointError",
+]

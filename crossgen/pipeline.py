@@ -1,0 +1,129 @@
+"""The Pipeline: every model loaded once, on one device, behind two calls."""
+from __future__ import annotations
+
+import os
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .captioner import Captioner, CaptionerConfig, Vocab
+from .checkpoint import load_json, load_model, verify_manifest
+from .device import get_device
+from .errors import CheckpointError, InvalidRequestError
+from .image_features import FeatureConfig, ImageFeatures
+from .preprocess import ImageInput, load_image, resize, to_pil, to_tensor
+from .text_encoder import Encoded, TextEncoder
+from .vae import CVAE, CVAEConfig
+
+MAX_IMAGES = 16
+MAX_BEAM = 10
+MAX_SEED = 2**31 - 1
+WORD_VECTORS = "word2vec.bin"
+
+
+def default_checkpoints() -> Path:
+    """`CROSSGEN_CHECKPOINTS`, else the `checkpoints/` folder next to the package."""
+    return Path(os.environ.get("CROSSGEN_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
+
+
+@dataclass
+class Generation:
+    images: list[Image.Image]
+    seed: int
+    prompt: Encoded
+
+
+class Pipeline:
+    """Text -> image (Word2Vec + CVAE) and image -> text (ResNet18 + LSTM), all on `device`."""
+
+    def __init__(self, text_encoder: TextEncoder, vae: CVAE, features: ImageFeatures, captioner: Captioner,
+                 vocab: Vocab, device: torch.device, info: dict | None = None):
+        self.text_encoder, self.vae, self.features, self.captioner = text_encoder, vae, features, captioner
+        self.vocab, self.device, self.info = vocab, device, info or {}
+
+    @classmethod
+    def from_checkpoints(cls, directory: str | Path, device: str | torch.device = "auto", verify: bool = True) -> "Pipeline":
+        """Load every model from a checkpoint folder (safetensors + JSON, checked against manifest.json)."""
+        directory, device = Path(directory), get_device(device)
+        if not directory.is_dir() or not any(directory.glob("*.safetensors")):
+            raise CheckpointError(f"No checkpoints installed in {directory}. Restore them with "
+                                  "`git checkout -- checkpoints/` or train them with `python -m crossgen.train all`.")
+        info = verify_manifest(directory) if verify else {}
+        vae, _ = load_model(directory, "vae", CVAE, CVAEConfig, device)
+        features, _ = load_model(directory, "features", ImageFeatures, FeatureConfig, device)
+        captioner, meta = load_model(directory, "captioner", Captioner, CaptionerConfig, device)
+        vocab = Vocab(meta["vocab"])
+        text_encoder = TextEncoder.load(directory / WORD_VECTORS)
+        if text_encoder.dim != vae.config.text_dim:
+            raise CheckpointError(f"Word vectors ({text_encoder.dim}-d) do not match the VAE ({vae.config.text_dim}-d) in {directory}.")
+        return cls(text_encoder, vae, features, captioner, vocab, device, info)
+
+    # ------------------------------------------------------------------ text -> image
+    def encode_prompt(self, prompt: str) -> Encoded:
+        """Prompt -> sentence vector, known and unknown words (InvalidPromptError / UnknownWordsError)."""
+        return self.text_encoder.encode(prompt)
+
+    def generate(self, prompt: str, n: int = 4, seed: int | None = None, temperature: float = 1.0) -> Generation:
+        """Images for a prompt, with the seed used (random when None) and the word analysis."""
+        if not 1 <= int(n) <= MAX_IMAGES:
+            raise InvalidRequestError(f"Number of images must be between 1 and {MAX_IMAGES}, not {n}.")
+        if not 0.0 <= float(temperature) <= 3.0:
+            raise InvalidRequestError(f"Temperature must be between 0 and 3, not {temperature}.")
+        seed = random.randint(0, MAX_SEED) if seed is None or seed < 0 else int(seed) % (MAX_SEED + 1)
+        encoded = self.encode_prompt(prompt)
+        generator = torch.Generator("cpu").manual_seed(seed)
+        x = self.vae.sample(torch.from_numpy(encoded.vector), n=int(n), temperature=float(temperature), generator=generator)
+        return Generation(to_pil(x), seed, encoded)
+
+    def text_to_image(self, prompt: str, n: int = 4, seed: int | None = None, temperature: float = 1.0) -> list[Image.Image]:
+        """n 64x64 images for a prompt. The same prompt and seed give the same images."""
+        return self.generate(prompt, n, seed, temperature).images
+
+    # ------------------------------------------------------------------ image -> text
+    def image_tensor(self, image: ImageInput) -> torch.Tensor:
+        """Any readable image -> (1, 3, S, S) in [0, 1] at the feature extractor's size."""
+        return to_tensor(resize(load_image(image), self.features.config.image_size))
+
+    def image_to_text(self, image: ImageInput, beam: int = 3, max_len: int = 20, n_best: int = 3,
+                      length_penalty: float = 0.0) -> list[tuple[str, float]]:
+        """The n-best captions of an image with their log-probabilities, best first."""
+        if not 1 <= int(beam) <= MAX_BEAM:
+            raise InvalidRequestError(f"Beam width must be between 1 and {MAX_BEAM}, not {beam}.")
+        if not 1 <= int(max_len) <= 50:
+            raise InvalidRequestError(f"Maximum caption length must be between 1 and 50, not {max_len}.")
+        n_best = max(1, min(int(n_best), int(beam)))
+        feats = self.features.embed(self.image_tensor(image))  # (1, 512)
+        hyps = self.captioner.generate(feats, beam=int(beam), max_len=int(max_len), n_best=n_best,
+                                       length_penalty=float(length_penalty))[0]
+        return [(self.vocab.decode(h.tokens), h.logprob) for h in hyps]
+
+
+_cache: dict[tuple[str, str], Pipeline] = {}
+_lock = threading.Lock()
+
+
+def load(checkpoints: str | Path | None = None, device: str | torch.device = "auto") -> Pipeline:
+    """The Pipeline for a checkpoint folder, loaded once per (folder, device) and shared across threads.
+
+    checkpoints: folder with manifest.json (default: `CROSSGEN_CHECKPOINTS` or the repo's checkpoints/).
+    device: "auto" (CUDA if available, else CPU; `CROSSGEN_DEVICE` overrides), "cpu", "cuda", ...
+    """
+    directory = Path(checkpoints) if checkpoints is not None else default_checkpoints()
+    key = (str(directory.resolve()), str(get_device(device)))
+    with _lock:  # one loader at a time; everyone else waits for and shares its result
+        if key not in _cache:
+            _cache[key] = Pipeline.from_checkpoints(directory, key[1])
+        return _cache[key]
+
+
+def checkpoint_info(checkpoints: str | Path | None = None) -> dict:
+    """metrics.json of a checkpoint folder ({} when absent) — for the app's "About these models"."""
+    path = Path(checkpoints or default_checkpoints()) / "metrics.json"
+    try:
+        return load_json(path) if path.is_file() else {}
+    except CheckpointError:
+        return {}

@@ -1,0 +1,103 @@
+"""The epoch loop shared by every training stage: seed, resume, per-epoch log (CSV + JSON), curves PNG."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+def hardware(device: torch.device) -> str:
+    cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__}); host {cpu}"
+    return f"CPU {cpu} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+
+
+class TrainLog:
+    """Appends one row per epoch to `<dir>/<name>.csv` and `.json`, and redraws `<name>.png`."""
+
+    def __init__(self, directory: str | Path, name: str, resume: bool):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.json_path = self.dir / f"{name}.json"
+        self.rows: list[dict] = json.loads(self.json_path.read_text()) if resume and self.json_path.is_file() else []
+
+    def append(self, row: dict) -> None:
+        self.rows.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+        self.json_path.write_text(json.dumps(self.rows, indent=1) + "\n")
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        with open(self.dir / f"{self.name}.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, keys)
+            w.writeheader()
+            w.writerows(self.rows)
+        self.plot()
+
+    def plot(self) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        keys = [k for k in self.rows[0] if k not in ("epoch", "seconds", "lr")]
+        fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.6), squeeze=False)
+        epochs = [r["epoch"] for r in self.rows]
+        for ax, k in zip(axes[0], keys):
+            ax.plot(epochs, [r.get(k) for r in self.rows], marker=".")
+            ax.set_title(k, fontsize=9)
+            ax.set_xlabel("epoch", fontsize=8)
+            ax.tick_params(labelsize=7)
+        fig.suptitle(self.name, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(self.dir / f"{self.name}.png", dpi=80)
+        plt.close(fig)
+
+
+def run_epochs(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, epochs: int,
+               train_epoch: Callable[[int], dict], evaluate: Callable[[], dict], save: Callable[[dict], None],
+               work: str | Path, log_dir: str | Path, resume: bool = True, monitor: str = "val_loss") -> dict:
+    """Train for `epochs`, resuming from `<work>/<name>_state.pt` when present. `save(row)` is called
+    whenever `monitor` (lower is better) improves. Returns the best row."""
+    state_path = Path(work) / f"{name}_state.pt"
+    log = TrainLog(log_dir, name, resume)
+    start, best = 0, {monitor: float("inf")}
+    if resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        start, best = state["epoch"], state["best"]
+        print(f"[{name}] resumed after epoch {start} (best {monitor} {best[monitor]:.4f})")
+    for epoch in range(start + 1, epochs + 1):
+        t0 = time.time()
+        model.train()
+        row = {"epoch": epoch, **train_epoch(epoch)}
+        model.eval()
+        row.update(evaluate())
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["seconds"] = round(time.time() - t0, 1)
+        log.append(row)
+        print(f"[{name}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if row[monitor] < best[monitor]:
+            best = row
+            save(row)
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"epoch": epoch, "best": best, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else {}}, state_path)
+    return best

@@ -1,0 +1,107 @@
+"""Stage `vae`: train the conditional VAE on (image, Word2Vec caption vector) pairs."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import save_model
+from ..pipeline import WORD_VECTORS
+from ..preprocess import to_pil
+from ..text_encoder import TextEncoder
+from ..vae import CVAE, CVAEConfig
+from .dataset import Split, load_split
+from .loop import run_epochs, seed_everything
+
+
+@dataclass
+class VAETrainConfig:
+    epochs: int = 16
+    batch_size: int = 64
+    lr: float = 1e-3
+    latent_dim: int = 32
+    beta: float = 1.0
+    kl_warmup: int = 3  # epochs over which beta ramps up from 0
+    seed: int = 0
+
+
+class CaptionVectors:
+    """Every caption of every record as a Word2Vec sentence vector; draws one caption per record."""
+
+    def __init__(self, records: list[dict], encoder: TextEncoder):
+        caps = [r["captions"] or [r["name"]] for r in records]
+        self.offsets = torch.tensor(np.cumsum([0] + [len(c) for c in caps]))  # (N+1,)
+        self.vectors = torch.from_numpy(encoder.encode_batch([c for cs in caps for c in cs]))  # (sum, D)
+
+    def names(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.vectors[self.offsets[idx]]  # the first caption is the name
+
+    def draw(self, idx: torch.Tensor, g: torch.Generator, p_name: float = 0.5) -> torch.Tensor:
+        lo, hi = self.offsets[idx], self.offsets[idx + 1]
+        pick = lo + (torch.rand(len(idx), generator=g) * (hi - lo)).long()
+        use_name = torch.rand(len(idx), generator=g) < p_name
+        return self.vectors[torch.where(use_name, lo, pick)]
+
+
+@torch.inference_mode()
+def evaluate(model: CVAE, split: Split, vecs: CaptionVectors, device: torch.device, batch_size: int = 256) -> dict:
+    recon = kl = 0.0
+    g = torch.Generator(device.type).manual_seed(0)
+    for i in range(0, len(split), batch_size):
+        idx = torch.arange(i, min(i + batch_size, len(split)))
+        x = split.batch(idx, device)
+        out = model(x, vecs.names(idx).to(device), generator=g)
+        l = model.loss(out, x)
+        recon, kl = recon + l.recon.item() * len(idx), kl + l.kl.item() * len(idx)
+    n = max(len(split), 1)
+    return {"val_loss": (recon + kl) / n, "val_recon": recon / n, "val_kl": kl / n}
+
+
+def train_vae(data: str | Path, out: str | Path, device: torch.device, cfg: VAETrainConfig, work: str | Path,
+              resume: bool = True, limit: int | None = None) -> dict:
+    g = seed_everything(cfg.seed)
+    encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
+    train, val = load_split(data, "train", limit=limit), load_split(data, "val", limit=limit)
+    train_vecs, val_vecs = CaptionVectors(train.records, encoder), CaptionVectors(val.records, encoder)
+    model = CVAE(CVAEConfig(text_dim=encoder.dim, latent_dim=cfg.latent_dim, beta=cfg.beta)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    steps = cfg.epochs * ((len(train) + cfg.batch_size - 1) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
+    noise = torch.Generator(device.type).manual_seed(cfg.seed)
+
+    def train_epoch(epoch: int) -> dict:
+        model.config.beta = cfg.beta * min(1.0, epoch / max(cfg.kl_warmup, 1))
+        perm = torch.randperm(len(train), generator=g)
+        tot = rec = kl = 0.0
+        for i in tqdm(range(0, len(perm), cfg.batch_size), desc=f"vae {epoch}/{cfg.epochs}", leave=False):
+            idx = perm[i:i + cfg.batch_size]
+            x = train.batch(idx, device)
+            out = model(x, train_vecs.draw(idx, g).to(device), generator=noise)
+            l = model.loss(out, x)
+            opt.zero_grad(set_to_none=True)
+            l.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            tot, rec, kl = tot + l.loss.item() * len(idx), rec + l.recon.item() * len(idx), kl + l.kl.item() * len(idx)
+        model.config.beta = cfg.beta
+        return {"train_loss": tot / len(perm), "train_recon": rec / len(perm), "train_kl": kl / len(perm)}
+
+    def save(row: dict) -> None:
+        save_model(out, "vae", model, train={"epoch": row["epoch"], "val_loss": row["val_loss"], "config": asdict(cfg)})
+        for prompt in ("red apple", "dog"):  # a quick look at what the model draws
+            try:
+                v = torch.from_numpy(encoder.encode(prompt).vector)
+            except ValueError:
+                continue
+            ims = to_pil(model.sample(v, n=8, generator=torch.Generator().manual_seed(0)))
+            sheet = ims[0].resize((64 * 8, 64))
+            for j, im in enumerate(ims):
+                sheet.paste(im, (64 * j, 0))
+            sheet.save(Path(out) / "logs" / f"vae_{prompt.replace(' ', '_')}.png")
+
+    return run_epochs("vae", model, opt, sched, cfg.epochs, train_epoch,
+                      lambda: evaluate(model, val, val_vecs, device), save, work, Path(out) / "logs", resume)

@@ -1,0 +1,58 @@
+"""Stage `word2vec`: Word2Vec on the emoji captions and keywords, plus WordNet glosses when installed."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ..checkpoint import save_json
+from ..data import load_records
+from ..pipeline import WORD_VECTORS
+from ..preprocess import tokenize
+from ..text_encoder import TextEncoder, Word2VecConfig
+
+WORDNET = Path("/usr/share/wordnet")  # Debian package wordnet-base
+CAPTION_REPEAT = 5  # the emoji captions are few: repeat them so they weigh against the glosses
+
+
+def wordnet_sentences(root: Path = WORDNET) -> list[list[str]]:
+    """One sentence per synset: its lemmas followed by its gloss ("puppy: a young dog")."""
+    sents = []
+    for pos in ("noun", "verb", "adj", "adv"):
+        path = root / f"data.{pos}"
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="latin-1").splitlines():
+            if line.startswith(" ") or "|" not in line:
+                continue  # licence header
+            head, gloss = line.split("|", 1)
+            fields = head.split()
+            n = int(fields[3], 16)
+            lemmas = [fields[4 + 2 * i].split("(")[0].replace("_", " ") for i in range(n)]
+            sents.append(tokenize(" ".join(lemmas) + " " + gloss.split(";")[0]))
+    return [s for s in sents if s]
+
+
+def caption_sentences(data: str | Path) -> list[list[str]]:
+    """Every caption of every training/validation record, the name first."""
+    sents = []
+    for r in load_records(data):
+        if r["split"] == "test":
+            continue
+        for c in dict.fromkeys([r["name"], *r["captions"], " ".join(r.get("keywords", []))]):
+            sents.append(tokenize(c))
+    return [s for s in sents if s]
+
+
+def train_word2vec(data: str | Path, out: str | Path, cfg: Word2VecConfig, wordnet: bool = True) -> dict:
+    t0 = time.time()
+    captions = caption_sentences(data)
+    glosses = wordnet_sentences() if wordnet else []
+    encoder = TextEncoder.train(captions * CAPTION_REPEAT + glosses, cfg)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    encoder.save(Path(out) / WORD_VECTORS)
+    info = {"vocab": len(encoder.wv), "caption_sentences": len(captions), "wordnet_sentences": len(glosses),
+            "wordnet": str(WORDNET) if glosses else None, "seconds": round(time.time() - t0, 1), "config": asdict(cfg)}
+    save_json(Path(out) / "word2vec.json", info)
+    print(f"[word2vec] {info}")
+    return info

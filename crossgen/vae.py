@@ -1,0 +1,146 @@
+"""Conditional VAE on 64x64 RGB: encoder q(z | image, text), decoder p(image | z, text).
+
+The text vector (a Word2Vec sentence vector) goes through a small MLP; the decoder gets it at every
+scale through FiLM, so the prompt steers the whole image and z carries the drawing style.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class CVAEConfig:
+    image_size: int = 64
+    in_channels: int = 3
+    text_dim: int = 128
+    cond_dim: int = 128
+    latent_dim: int = 32
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    beta: float = 1.0
+
+    @property
+    def bottom(self) -> int:  # spatial size after the encoder's stride-2 convolutions
+        return self.image_size // 2 ** len(self.channels)
+
+
+class VAEOutput(NamedTuple):
+    logits: torch.Tensor  # (B, 3, H, W) decoder logits; sigmoid gives the image
+    mu: torch.Tensor  # (B, Z)
+    logvar: torch.Tensor  # (B, Z)
+
+
+class VAELoss(NamedTuple):
+    loss: torch.Tensor
+    recon: torch.Tensor
+    kl: torch.Tensor
+
+
+# helpers
+
+def norm(c: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, c), c)
+
+
+class Down(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 4, stride=2, padding=1)
+        self.norm = norm(c_out)
+
+    def forward(self, x):
+        return F.silu(self.norm(self.conv(x)))
+
+
+class FiLMUp(nn.Module):
+    """x2 upsample, then a 3x3 conv; scale/shift from the conditioning vector."""
+
+    def __init__(self, c_in: int, c_out: int, cond: int):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+        self.norm1 = norm(c_out)
+        self.conv = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.norm2 = norm(c_out)
+        self.film = nn.Linear(cond, 2 * c_out)
+
+    def forward(self, x, c):
+        h = F.silu(self.norm1(self.up(x)))
+        scale, shift = self.film(c)[:, :, None, None].chunk(2, dim=1)  # (B, C, 1, 1) each
+        h = self.norm2(self.conv(h)) * (1 + scale) + shift
+        return F.silu(h)
+
+
+# model
+
+class CVAE(nn.Module):
+    def __init__(self, config: CVAEConfig):
+        super().__init__()
+        self.config = config
+        ch, b, z = config.channels, config.bottom, config.latent_dim
+        self.text_mlp = nn.Sequential(nn.Linear(config.text_dim, config.cond_dim), nn.SiLU(),
+                                      nn.Linear(config.cond_dim, config.cond_dim))
+        self.encoder = nn.Sequential(*[Down(c_in, c_out) for c_in, c_out in zip([config.in_channels] + ch[:-1], ch)])
+        self.to_stats = nn.Linear(ch[-1] * b * b + config.cond_dim, 2 * z)
+        zc = z + config.cond_dim
+        self.from_latent = nn.Linear(zc, ch[-1] * b * b)
+        rev = ch[::-1]
+        self.decoder = nn.ModuleList([FiLMUp(c_in, c_out, zc) for c_in, c_out in zip(rev, rev[1:] + [rev[-1]])])
+        self.to_rgb = nn.Conv2d(rev[-1], config.in_channels, 3, padding=1)
+
+    def condition(self, text_vec: torch.Tensor) -> torch.Tensor:
+        return self.text_mlp(text_vec)  # (B, C)
+
+    def encode(self, image: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(image * 2 - 1).flatten(1)  # (B, ch[-1]*b*b)
+        mu, logvar = self.to_stats(torch.cat([h, cond], dim=1)).chunk(2, dim=1)  # (B, Z) each
+        return mu, logvar.clamp(-12, 8)
+
+    def decode(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """(B, Z), (B, C) -> (B, 3, H, W) logits."""
+        zc = torch.cat([z, cond], dim=1)  # (B, Z+C)
+        b = self.config.bottom
+        h = F.silu(self.from_latent(zc)).view(len(z), -1, b, b)  # (B, ch[-1], b, b)
+        for block in self.decoder:
+            h = block(h, zc)
+        return self.to_rgb(h)
+
+    def forward(self, image: torch.Tensor, text_vec: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        """Training pass: image (B, 3, H, W) in [0, 1], text_vec (B, D)."""
+        cond = self.condition(text_vec)
+        mu, logvar = self.encode(image, cond)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        return VAEOutput(self.decode(z, cond), mu, logvar)
+
+    def loss(self, out: VAEOutput, image: torch.Tensor) -> VAELoss:
+        """Per-image BCE summed over pixels + beta * KL(q(z|x,t) || N(0, I)), averaged over the batch."""
+        recon = F.binary_cross_entropy_with_logits(out.logits, image, reduction="sum") / len(image)
+        kl = -0.5 * torch.sum(1 + out.logvar - out.mu.pow(2) - out.logvar.exp()) / len(image)
+        return VAELoss(recon + self.config.beta * kl, recon, kl)
+
+    @torch.inference_mode()
+    def sample(self, text_vec: torch.Tensor, n: int = 1, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw n images per text vector: (B, D) or (D,) -> (B*n, 3, H, W) in [0, 1], grouped by text.
+
+        The latent noise is drawn on the generator's device (CPU by default) so a seed gives the
+        same images on CPU and CUDA.
+        """
+        device = next(self.parameters()).device
+        text_vec = text_vec.reshape(-1, self.config.text_dim).to(device, torch.float32)
+        cond = self.condition(text_vec).repeat_interleave(n, dim=0)  # (B*n, C)
+        gen_device = generator.device if generator is not None else "cpu"
+        z = torch.randn(len(cond), self.config.latent_dim, generator=generator, device=gen_device)
+        z = (z * temperature).to(device)
+        return torch.sigmoid(self.decode(z, cond))
+
+    @torch.inference_mode()
+    def reconstruct(self, image: torch.Tensor, text_vec: torch.Tensor) -> torch.Tensor:
+        """Posterior mean reconstruction, (B, 3, H, W) in [0, 1]."""
+        cond = self.condition(text_vec)
+        mu, _ = self.encode(image, cond)
+        return torch.sigmoid(self.decode(mu, cond))

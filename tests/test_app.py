@@ -1,0 +1,50 @@
+"""The app, started on a free port, answers both named endpoints through gradio_client."""
+import importlib
+import io
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def client(tiny_checkpoints, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CROSSGEN_CHECKPOINTS", str(tiny_checkpoints))
+    mp.setenv("CROSSGEN_DEVICE", "cpu")
+    app = importlib.import_module("app")
+    port = free_port()
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    max_file_size=app.MAX_UPLOAD)
+    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    app.demo.close()
+    mp.undo()
+
+
+def test_text_to_image_endpoint(client):
+    gallery, seed, words = client.predict("red apple", 2, 5, 1.0, api_name="/text_to_image")
+    assert len(gallery) == 2 and seed == 5 and "red apple" in words
+    again, _, _ = client.predict("red apple", 2, 5, 1.0, api_name="/text_to_image")
+    a, b = (Image.open(g["image"]).tobytes() for g in (gallery[0], again[0]))
+    assert a == b
+
+
+def test_image_to_text_endpoint(client, tmp_path):
+    path = tmp_path / "red.png"
+    Image.new("RGBA", (50, 50), (255, 0, 0, 255)).save(path)
+    caption, label = client.predict(handle_file(str(path)), 3, api_name="/image_to_text")
+    assert isinstance(caption, str) and caption
+    assert label["label"] == caption and 1 <= len(label["confidences"]) <= 3
+
+
+def test_bad_input_gives_message_and_server_keeps_serving(client, tmp_path):
+    with pytest.raises(Exception, match="no words"):
+        client.predict("   ", 1, 1, 1.0, api_name="/text_to_image")
+    bad = tmp_path / "bad.png"
+    bad.write_text("hello")
+    with pytest.raises(Exception, match="not an image|cannot|damaged"):
+        client.predict(handle_file(str(bad)), 3, api_name="/image_to_text")
+    gallery, _, _ = client.predict("dog", 1, 1, 1.0, api_name="/text_to_image")
+    assert len(gallery) == 1

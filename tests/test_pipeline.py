@@ -1,0 +1,100 @@
+import shutil
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import crossgen
+from crossgen import CheckpointError, InvalidImageError, InvalidRequestError, UnknownWordsError
+
+from conftest import make_tiny_checkpoints
+
+
+def test_text_to_image_count_size_and_seed(tiny_pipeline):
+    ims = tiny_pipeline.text_to_image("red apple", n=3, seed=7)
+    assert len(ims) == 3 and all(isinstance(i, Image.Image) and i.size == (64, 64) and i.mode == "RGB" for i in ims)
+    again = tiny_pipeline.text_to_image("red apple", n=3, seed=7)
+    other = tiny_pipeline.text_to_image("red apple", n=3, seed=8)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(ims, again))
+    assert not np.array_equal(np.asarray(ims[0]), np.asarray(other[0]))
+    g = tiny_pipeline.generate("dog", n=1)
+    assert 0 <= g.seed < 2**31 and g.prompt.known == ["dog"]
+
+
+def test_text_to_image_errors(tiny_pipeline):
+    with pytest.raises(UnknownWordsError):
+        tiny_pipeline.text_to_image("zzzz qqqq")
+    with pytest.raises(InvalidRequestError):
+        tiny_pipeline.text_to_image("dog", n=0)
+    with pytest.raises(InvalidRequestError):
+        tiny_pipeline.text_to_image("dog", n=17)
+    with pytest.raises(InvalidRequestError):
+        tiny_pipeline.text_to_image("dog", temperature=-1)
+
+
+def test_image_to_text_nbest_sorted(tiny_pipeline):
+    img = Image.new("RGB", (100, 60), (200, 30, 30))
+    caps = tiny_pipeline.image_to_text(img, beam=4, n_best=3)
+    assert 1 <= len(caps) <= 3
+    assert all(isinstance(t, str) and t and lp <= 0 for t, lp in caps)
+    assert [lp for _, lp in caps] == sorted((lp for _, lp in caps), reverse=True)
+    greedy = tiny_pipeline.image_to_text(img, beam=1)
+    assert len(greedy) == 1
+    with pytest.raises(InvalidImageError):
+        tiny_pipeline.image_to_text(b"not an image")
+    with pytest.raises(InvalidRequestError):
+        tiny_pipeline.image_to_text(img, beam=0)
+
+
+def test_load_is_cached(tiny_checkpoints):
+    a = crossgen.load(tiny_checkpoints, device="cpu")
+    b = crossgen.load(str(tiny_checkpoints), device="cpu")
+    assert a is b and str(a.device) == "cpu"
+
+
+def test_load_is_thread_safe(tmp_path, monkeypatch):
+    directory = make_tiny_checkpoints(tmp_path / "ckpt")
+    calls = []
+    real = crossgen.Pipeline.from_checkpoints.__func__
+
+    def counting(cls, *args, **kw):
+        calls.append(1)
+        return real(cls, *args, **kw)
+
+    monkeypatch.setattr(crossgen.Pipeline, "from_checkpoints", classmethod(counting))
+    results, barrier = [], threading.Barrier(16)
+
+    def worker():
+        barrier.wait()
+        results.append(crossgen.load(directory, device="cpu"))
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(results) == 16 and all(r is results[0] for r in results)
+
+
+def test_device_auto_resolves(monkeypatch):
+    monkeypatch.setenv("CROSSGEN_DEVICE", "cpu")
+    assert str(crossgen.get_device("auto")) == "cpu"
+    monkeypatch.delenv("CROSSGEN_DEVICE")
+    import torch
+    assert crossgen.get_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path, tiny_checkpoints):
+    with pytest.raises(CheckpointError, match="No checkpoints installed"):
+        crossgen.Pipeline.from_checkpoints(tmp_path / "empty")
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_checkpoints, broken)
+    data = bytearray((broken / "vae.safetensors").read_bytes())
+    data[-10:] = b"0123456789"
+    (broken / "vae.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="vae.safetensors"):
+        crossgen.Pipeline.from_checkpoints(broken)
+    (broken / "captioner.json").unlink()
+    with pytest.raises(CheckpointError, match="captioner.json"):
+        crossgen.Pipeline.from_checkpoints(broken, verify=False)
