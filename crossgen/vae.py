@@ -20,7 +20,7 @@ class CVAEConfig:
     text_dim: int = 128
     cond_dim: int = 128
     latent_dim: int = 32
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     beta: float = 1.0
 
     @property
