@@ -95,6 +95,14 @@ def write_manifest(directory: str | Path, **info: Any) -> dict:
     return manifest
 
 
+def refresh_manifest(directory: str | Path) -> dict:
+    """Re-hash the folder's files, keeping the manifest's other entries (after adding or retraining a file)."""
+    path = Path(directory) / MANIFEST
+    info = load_json(path) if path.is_file() else {}
+    info.pop("files", None)
+    return write_manifest(directory, **info)
+
+
 def verify_manifest(directory: str | Path) -> dict:
     """Check every file listed in manifest.json against its sha256. Raises CheckpointError naming the file."""
     directory = Path(directory)

@@ -61,6 +61,16 @@ class TextEncoder:
                          epochs=config.epochs, seed=config.seed, workers=config.workers)
         return cls(model.wv)
 
+    def prune(self, keep: Iterable[str], max_words: int) -> "TextEncoder":
+        """A copy with the `max_words` most frequent words plus every word in `keep` (smaller file)."""
+        from gensim.models import KeyedVectors
+
+        keep = set(keep)
+        words = [w for i, w in enumerate(self.wv.index_to_key) if i < max_words or w in keep]
+        kv = KeyedVectors(self.dim)
+        kv.add_vectors(words, self.wv[words])
+        return TextEncoder(kv)
+
     def save(self, path: str | Path) -> None:
         """Save the KeyedVectors in word2vec binary format (no pickle)."""
         self.wv.save_word2vec_format(str(path), binary=True)

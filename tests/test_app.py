@@ -1,6 +1,5 @@
 """The app, started on a free port, answers both named endpoints through gradio_client."""
 import importlib
-import io
 
 import pytest
 from gradio_client import Client, handle_file
@@ -48,3 +47,19 @@ def test_bad_input_gives_message_and_server_keeps_serving(client, tmp_path):
         client.predict(handle_file(str(bad)), 3, api_name="/image_to_text")
     gallery, _, _ = client.predict("dog", 1, 1, 1.0, api_name="/text_to_image")
     assert len(gallery) == 1
+
+
+def test_upload_outside_gradio_folder_is_refused(client):
+    import gradio as gr
+
+    app = importlib.import_module("app")
+    with pytest.raises(gr.Error, match="through the app"):
+        app.image_to_text({"path": "/etc/passwd"}, 3)
+    with pytest.raises(gr.Error, match="Drop an image"):
+        app.image_to_text(None, 3)
+
+
+def test_status_without_checkpoints(tmp_path, monkeypatch):
+    app = importlib.import_module("app")
+    monkeypatch.setenv("CROSSGEN_CHECKPOINTS", str(tmp_path / "none"))
+    assert "not available" in app.status_message() and "No checkpoints installed" in app.status_message()

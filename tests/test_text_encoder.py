@@ -46,3 +46,11 @@ def test_load_missing_or_corrupt(tmp_path):
     (tmp_path / "bad.bin").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="Corrupt"):
         TextEncoder.load(tmp_path / "bad.bin")
+
+
+def test_prune_keeps_frequent_and_listed_words():
+    enc = tiny_encoder()
+    rare = enc.wv.index_to_key[-1]
+    small = enc.prune(keep=[rare], max_words=3)
+    assert len(small.wv) == 4 and rare in small and enc.wv.index_to_key[0] in small
+    np.testing.assert_allclose(small.wv[rare], enc.wv[rare])

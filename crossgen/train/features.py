@@ -1,7 +1,7 @@
 """Stage `features`: train ResNet18 from scratch to name emoji concepts (class + name words)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -40,18 +40,23 @@ def evaluate(model: ImageFeatures, split: Split, device: torch.device, batch_siz
         top = out.class_logits.topk(5, dim=1).indices
         top1 += (top[:, 0] == y).sum().item()
         top5 += (top == y[:, None]).any(1).sum().item()
-    n = max(len(keep), 1)
+    n = max(len(keep), 1)  # no known concept (tiny --limit runs): zeros
     return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}
 
 
 def train_features(data: str | Path, out: str | Path, device: torch.device, cfg: FeatureTrainConfig,
-                   work: str | Path, resume: bool = True, limit: int | None = None) -> dict:
+                   work: str | Path, resume: bool = True, limit: int | None = None, name: str = "features",
+                   log_test: bool = True) -> dict:
+    """Train a ResNet18 concept classifier (plus a name-word head when cfg.word_loss > 0) on the train
+    split; the best validation epoch is saved as `<out>/<name>.safetensors`. With `log_test`, accuracy
+    on the held-out artist is logged each epoch (never used to choose)."""
     g = seed_everything(cfg.seed)
     train_records = load_split(data, "train", limit=limit).records
-    concepts, words = concept_index(train_records), word_index(train_records)
+    concepts = concept_index(train_records)
+    words = word_index(train_records) if cfg.word_loss > 0 else {}
     train = load_split(data, "train", concepts, limit)
     val = load_split(data, "val", concepts, limit)
-    test = load_split(data, "test", concepts, limit)  # the held-out artist: logged, never used to choose
+    test = load_split(data, "test", concepts, limit) if log_test else None
     targets = word_targets(train.records, words)
     model = ImageFeatures(FeatureConfig(num_classes=len(concepts), num_words=len(words))).to(device)
     model = model.to(memory_format=torch.channels_last)
@@ -68,7 +73,8 @@ def train_features(data: str | Path, out: str | Path, device: torch.device, cfg:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 o = model(x.contiguous(memory_format=torch.channels_last))
                 loss = F.cross_entropy(o.class_logits.float(), train.labels[idx].to(device), label_smoothing=cfg.label_smoothing)
-                loss = loss + cfg.word_loss * F.binary_cross_entropy_with_logits(o.word_logits.float(), targets[idx].to(device))
+                if words:
+                    loss = loss + cfg.word_loss * F.binary_cross_entropy_with_logits(o.word_logits.float(), targets[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -77,12 +83,17 @@ def train_features(data: str | Path, out: str | Path, device: torch.device, cfg:
         return {"train_loss": total / n}
 
     def evaluate_all() -> dict:
-        v, t = evaluate(model, val, device), evaluate(model, test, device)
-        return {"val_loss": v["loss"], "val_top1": v["top1"], "test_top1": t["top1"], "test_top5": t["top5"]}
+        v = evaluate(model, val, device)
+        row = {"val_loss": v["loss"], "val_top1": v["top1"], "val_top5": v["top5"]}
+        if test is not None:
+            t = evaluate(model, test, device)
+            row.update(test_top1=t["top1"], test_top5=t["top5"])
+        return row
 
     def save(row: dict) -> None:
-        save_model(out, "features", model, half=True, concepts=list(concepts), words=list(words),
-                   train={"epoch": row["epoch"], "val_top1": row["val_top1"], "config": vars(cfg)})
+        save_model(out, name, model, half=True, concepts=list(concepts), words=list(words),
+                   train={"epoch": row["epoch"], "val_top1": row["val_top1"], "config": asdict(cfg),
+                          "images": len(train), "limit": limit})
 
-    return run_epochs("features", model, opt, sched, cfg.epochs, train_epoch, evaluate_all, save, work,
+    return run_epochs(name, model, opt, sched, cfg.epochs, train_epoch, evaluate_all, save, work,
                       Path(out) / "logs", resume)

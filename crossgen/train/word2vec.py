@@ -13,6 +13,7 @@ from ..text_encoder import TextEncoder, Word2VecConfig
 
 WORDNET = Path("/usr/share/wordnet")  # Debian package wordnet-base
 CAPTION_REPEAT = 5  # the emoji captions are few: repeat them so they weigh against the glosses
+MAX_WORDS = 30_000  # most frequent words kept besides every caption word (30k x 128 floats = 15 MB)
 
 
 def wordnet_sentences(root: Path = WORDNET) -> list[list[str]]:
@@ -49,6 +50,7 @@ def train_word2vec(data: str | Path, out: str | Path, cfg: Word2VecConfig, wordn
     captions = caption_sentences(data)
     glosses = wordnet_sentences() if wordnet else []
     encoder = TextEncoder.train(captions * CAPTION_REPEAT + glosses, cfg)
+    encoder = encoder.prune((w for s in captions for w in s), MAX_WORDS)
     Path(out).mkdir(parents=True, exist_ok=True)
     encoder.save(Path(out) / WORD_VECTORS)
     info = {"vocab": len(encoder.wv), "caption_sentences": len(captions), "wordnet_sentences": len(glosses),

@@ -1,0 +1,319 @@
+"""python -m crossgen.evaluate --data data/emoji --split test [--checkpoints checkpoints] [--train-evaluator]
+
+Image -> text: exact name, BLEU-1..4, ROUGE-L, CIDEr of the beam-3 captions against nearest-neighbour
+(ResNet features, raw pixels) and most-frequent-caption baselines. Text -> image: the evaluator's
+top-1/top-5 and FID of VAE samples against shuffled-text and retrieval baselines and the real images.
+Everything is measured in one run; prints a table, writes a metrics JSON and a grid PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import random
+import textwrap
+import time
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .checkpoint import save_json, sha256
+from .data.records import FIXTURE_ALWAYS
+from .device import get_device
+from .errors import UnknownWordsError
+from .evaluator import (Evaluator, evaluator_config, evaluator_missing_hint, load_evaluator, logits_and_pool,
+                        topk_accuracy, train_evaluator)
+from .pipeline import Pipeline, default_checkpoints
+from .preprocess import normalize_text
+from .train.captioner import extract
+from .train.dataset import Split, load_split
+from .train.loop import hardware
+
+EMPTY = "<empty>"  # stands in for an empty caption: ROUGE-L divides by the candidate's length
+REFERENCES = "per image, the record's first two captions: its name and its keywords joined into one caption"
+USED_FILES = ["manifest.json", "word2vec.bin", "vae.json", "vae.safetensors", "features.json", "features.safetensors",
+              "captioner.json", "captioner.safetensors", "evaluator.json", "evaluator.safetensors"]
+
+
+@dataclass
+class EvalConfig:
+    prompts: int = 500
+    images_per_prompt: int = 4
+    seed: int = 0
+    beam: int = 3
+    n_best: int = 3
+    batch_size: int = 256
+
+
+# --------------------------------------------------------------------------- metric helpers
+
+def caption_scores(hyps: list[str], refs: list[list[str]]) -> dict[str, float]:
+    """Corpus BLEU-1..4, ROUGE-L and CIDEr (pycocoevalcap) of normalised hypotheses vs references."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    res = {i: [h or EMPTY] for i, h in enumerate(hyps)}
+    gts = {i: [r or EMPTY for r in rs] for i, rs in enumerate(refs)}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    rouge, _ = Rouge().compute_score(gts, res)
+    cider, _ = Cider().compute_score(gts, res)
+    return {**{f"bleu{n + 1}": float(b) for n, b in enumerate(bleu)}, "rouge_l": float(rouge), "cider": float(cider)}
+
+
+def references(record: dict) -> list[str]:
+    return [normalize_text(c) for c in (record.get("captions") or [])[:2]] or [normalize_text(record["name"])]
+
+
+def caption_metrics(nbest: list[list[str]], records: list[dict]) -> dict[str, float]:
+    """Exact-name accuracy of the best caption and within the n-best, plus the n-gram scores of the best."""
+    names = [normalize_text(r["name"]) for r in records]
+    nbest = [[normalize_text(c) for c in cs] for cs in nbest]
+    n = max(len(records), 1)
+    return {"exact_top1": sum(cs[0] == t for cs, t in zip(nbest, names)) / n,
+            "exact_nbest": sum(t in cs for cs, t in zip(nbest, names)) / n,
+            **caption_scores([cs[0] for cs in nbest], [references(r) for r in records])}
+
+
+def fid(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N, D) and (M, D)."""
+    from scipy import linalg
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mu, s1, s2 = a.mean(0) - b.mean(0), np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    with warnings.catch_warnings():  # fewer samples than dimensions make the covariances singular
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1 @ s2)
+        if not np.isfinite(covmean).all():  # nudge the diagonals
+            eps = np.eye(len(s1)) * 1e-6
+            covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
+    covmean = np.real(covmean)  # imaginary parts are numerical noise
+    return float(max(mu @ mu + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean), 0.0))
+
+
+def nearest_names(query: torch.Tensor, bank: torch.Tensor, names: list[str], k: int, chunk: int = 512) -> list[list[str]]:
+    """Per query row, the names of the k nearest distinct-named bank rows by cosine similarity, nearest first."""
+    bank = torch.nn.functional.normalize(bank.float(), dim=1)
+    out = []
+    for i in range(0, len(query), chunk):
+        q = torch.nn.functional.normalize(query[i:i + chunk].float(), dim=1)
+        top = (q @ bank.T).topk(min(len(bank), 8 * k), dim=1).indices.tolist()
+        out += [list(dict.fromkeys(names[j] for j in row))[:k] for row in top]
+    return out
+
+
+def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random permutation with no fixed point (n > 1): a cycle through a shuffled order."""
+    order, perm = rng.permutation(n), np.arange(n)
+    perm[order] = np.roll(order, -1)
+    return perm
+
+
+# --------------------------------------------------------------------------- the two directions
+
+def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tuple[dict, list[list[str]]]:
+    """The captioning section (the captioner and three baselines on `test`) and the model's n-best lists."""
+    f_train, f_test = extract(pipe.features, train, pipe.device), extract(pipe.features, test, pipe.device)
+    nbest = []
+    for i in range(0, len(test), cfg.batch_size):
+        hyps = pipe.captioner.generate(f_test[i:i + cfg.batch_size].to(pipe.device), beam=cfg.beam, n_best=cfg.n_best)
+        nbest += [[pipe.vocab.decode(h.tokens) for h in hs] or [""] for hs in hyps]
+    names = [r["name"] for r in train.records]
+    counts = Counter(normalize_text(c) for r in train.records for c in r.get("captions") or [r["name"]])
+    frequent = [c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:cfg.n_best]]
+    methods = {
+        "model": nbest,
+        "nn_features": nearest_names(f_test, f_train, names, cfg.n_best),
+        "nn_pixels": nearest_names(test.images.flatten(1), train.images.flatten(1), names, cfg.n_best),
+        "most_frequent": [frequent] * len(test),
+    }
+    baselines = {"nn_features": "name of the training image nearest in the shipped ResNet feature space (cosine)",
+                 "nn_pixels": "name of the training image nearest in raw 64x64 RGB pixels (cosine)",
+                 "most_frequent": f"the most frequent entries of the training records' captions lists: {frequent}"}
+    return {"images": len(test), "references": REFERENCES, "baselines": baselines,
+            "nbest": f"beam {cfg.beam}, n-best {cfg.n_best}; baselines: the {cfg.n_best} nearest distinct names "
+                     f"(most_frequent: the {cfg.n_best} most frequent captions)",
+            "methods": {m: caption_metrics(v, test.records) for m, v in methods.items()}}, nbest
+
+
+def choose_prompts(test: list[dict], train_ids: set[str], known: dict[str, int], n: int, seed: int) -> list[dict]:
+    """One record per distinct test concept that is also a training (and evaluator) concept; n drawn with `seed`."""
+    by_id: dict[str, dict] = {}
+    for r in test:
+        if r["id"] in train_ids and r["id"] in known:
+            by_id.setdefault(r["id"], r)
+    ids = sorted(by_id)
+    return [by_id[c] for c in sorted(random.Random(seed).sample(ids, min(n, len(ids))))]
+
+
+def sample_images(pipe: Pipeline, vectors: torch.Tensor, n: int, seed: int, chunk: int = 128) -> torch.Tensor:
+    """n VAE samples per text vector as uint8 (P*n, 3, H, W), grouped by vector; the noise depends only on seed."""
+    g, out = torch.Generator("cpu").manual_seed(seed), []
+    for i in range(0, len(vectors), chunk):
+        out.append((pipe.vae.sample(vectors[i:i + chunk], n=n, generator=g) * 255 + 0.5).to(torch.uint8).cpu())
+    return torch.cat(out)
+
+
+def text_to_image(pipe: Pipeline, evaluator: Evaluator, train: Split, test: Split,
+                  cfg: EvalConfig) -> tuple[dict, list[dict], torch.Tensor]:
+    """Evaluator top-1/top-5 and FID of VAE samples and baselines; also the prompts and their samples."""
+    chosen = choose_prompts(test.records, {r["id"] for r in train.records}, evaluator.index, cfg.prompts, cfg.seed)
+    prompts, vecs, unknown = [], [], []
+    for r in chosen:
+        try:
+            vecs.append(pipe.encode_prompt(r["name"]).vector)
+            prompts.append(r)
+        except (UnknownWordsError, ValueError):
+            unknown.append(r["name"])
+    if not prompts:
+        return {"skipped": "no test concept is also a training concept with known words"}, [], torch.zeros(0)
+    n, k = cfg.images_per_prompt, len(prompts)
+    vectors = torch.from_numpy(np.stack(vecs))  # (P, D)
+    labels = np.array([evaluator.index[r["id"]] for r in prompts])
+    ids = {r["id"] for r in prompts}
+    real = test.images[[i for i, r in enumerate(test.records) if r["id"] in ids]]
+    real_labels = np.array([evaluator.index[r["id"]] for r in test.records if r["id"] in ids])
+    name_vecs = torch.from_numpy(pipe.text_encoder.encode_batch([r["name"] for r in train.records]))  # (N, D)
+    sims = vectors @ name_vecs.T  # (P, N)
+    nearest = [(s >= s.max() - 1e-5).nonzero()[:, 0].tolist() for s in sims]  # every image of the closest name
+    retrieved = train.images[[near[j % len(near)] for near in nearest for j in range(n)]]
+    generated = sample_images(pipe, vectors, n, cfg.seed)
+    shuffled = sample_images(pipe, vectors[derangement(k, np.random.default_rng(cfg.seed))], n, cfg.seed)
+    logits_real, pool_real = logits_and_pool(evaluator, real)
+    out = {}
+    for name, images in [("vae", generated), ("vae_shuffled_text", shuffled), ("nn_retrieval", retrieved)]:
+        logits, pool = logits_and_pool(evaluator, images)
+        out[name] = {**topk_accuracy(logits, labels.repeat(n)), "fid": fid(pool, pool_real), "images": len(images)}
+    out["real_test"] = {**topk_accuracy(logits_real, real_labels), "fid": None, "images": len(real)}
+    info = {"prompts": k, "images_per_prompt": n, "seed": cfg.seed, "real_images": len(real), "unknown_prompts": unknown,
+            "prompt_rule": "names of distinct test concepts that are also training concepts, sampled with the seed",
+            "baselines": {"vae_shuffled_text": "the same VAE and noise, each prompt's vector swapped with another prompt's",
+                          "nn_retrieval": "real training images of the training name whose Word2Vec vector is closest to "
+                                          "the prompt's (cycled to images_per_prompt); the evaluator was trained on them",
+                          "real_test": "the held-out real images of the prompts' concepts: what a perfect generator "
+                                       "in the held-out style would score"},
+            "fid_note": "evaluator pool features vs the real test images of the prompt concepts; with fewer images than "
+                        "512 dimensions the estimate is biased upwards: compare only within one run"}
+    return {**info, "methods": out}, prompts, generated
+
+
+# --------------------------------------------------------------------------- grid, table, CLI
+
+def draw_grid(path: str | Path, prompts: list[tuple[str, torch.Tensor]], n: int,
+              captioned: list[tuple[torch.Tensor, str, str]], style: str, cell: int = 96, head: int = 26) -> None:
+    """Rows of prompt -> its n samples, then rows of held-out image -> best caption (green when exact)."""
+    font, label = ImageFont.load_default(size=13), 190
+    height = 2 * head + (len(prompts) + len(captioned)) * (cell + 4)
+    sheet = Image.new("RGB", (label + n * (cell + 4), height), "white")
+    draw = ImageDraw.Draw(sheet)
+
+    def pil(x: torch.Tensor) -> Image.Image:
+        return Image.fromarray(x.permute(1, 2, 0).numpy()).resize((cell, cell), Image.NEAREST)
+
+    draw.text((4, 6), f"text -> image ({n} samples each)", fill="black", font=font)
+    y = head
+    for prompt, images in prompts:
+        draw.multiline_text((4, y + 8), textwrap.fill(prompt, 24), fill="black", font=font)
+        for j in range(n):
+            sheet.paste(pil(images[j]), (label + j * (cell + 4), y))
+        y += cell + 4
+    draw.text((4, y + 6), f"image -> text (held-out {style})", fill="black", font=font)
+    y += head
+    for image, caption, name in captioned:
+        sheet.paste(pil(image), (4, y))
+        draw.multiline_text((cell + 12, y + 8), textwrap.fill(f"-> {caption}", 40) + "\n" + textwrap.fill(f"(true: {name})", 40),
+                            fill="darkgreen" if normalize_text(caption) == normalize_text(name) else "firebrick", font=font)
+        y += cell + 4
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def familiar_first(items: list, key) -> list:
+    """Well-known concepts (apple, dog, thumbs up, ...) first, then the rest in order."""
+    rank = {c: i for i, c in enumerate(FIXTURE_ALWAYS)}
+    return sorted(items, key=lambda it: rank.get(key(it), len(rank)))
+
+
+def print_table(m: dict) -> None:
+    cap = m["captioning"]
+    print(f"\nimage -> text on {m['split']} ({cap['images']} images; refs: name + joined keywords)")
+    cols = ["exact_top1", "exact_nbest", "bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider"]
+    print(f"{'method':<18}" + "".join(f"{c:>12}" for c in cols))
+    for name, row in cap["methods"].items():
+        print(f"{name:<18}" + "".join(f"{row[c]:>12.4f}" for c in cols))
+    t2i = m["text_to_image"]
+    if "methods" in t2i:
+        print(f"\ntext -> image ({t2i['prompts']} prompts x {t2i['images_per_prompt']} images; evaluator)")
+        print(f"{'method':<18}{'top1':>12}{'top5':>12}{'fid':>12}")
+        for name, row in t2i["methods"].items():
+            fid_s = "-" if row["fid"] is None else f"{row['fid']:.2f}"
+            print(f"{name:<18}{row['top1']:>12.4f}{row['top5']:>12.4f}{fid_s:>12}")
+    print(f"\n{m['seconds']:.0f} s on {m['hardware']}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m crossgen.evaluate", description=__doc__)
+    p.add_argument("--data", default="data/emoji")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--checkpoints", default=None, help="default: CROSSGEN_CHECKPOINTS or checkpoints/")
+    p.add_argument("--prompts", type=int, default=EvalConfig.prompts)
+    p.add_argument("--seed", type=int, default=EvalConfig.seed)
+    p.add_argument("--limit", type=int, help="only the first N records of the split (and of each split for the evaluator)")
+    p.add_argument("--train-evaluator", action="store_true", help="train the evaluator classifier first")
+    p.add_argument("--evaluator-epochs", type=int, default=evaluator_config().epochs)
+    p.add_argument("--work", default="runs", help="resumable evaluator training state")
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="train the evaluator from scratch")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="metrics JSON (default: <checkpoints>/metrics.json)")
+    p.add_argument("--grid", default="assets/eval_grid.png", help="grid PNG ('' for none)")
+    args = p.parse_args(argv)
+    t0, device = time.time(), get_device(args.device)
+    ckpt = Path(args.checkpoints) if args.checkpoints else default_checkpoints()
+    cfg = EvalConfig(prompts=args.prompts, seed=args.seed)
+    parts = {}
+    if args.train_evaluator:
+        train_evaluator(args.data, ckpt, device, evaluator_config(epochs=args.evaluator_epochs), args.work,
+                        args.resume, args.limit)
+    elif not (ckpt / "evaluator.safetensors").is_file():
+        raise SystemExit(evaluator_missing_hint(ckpt, args.data))
+    parts["evaluator_training"] = round(time.time() - t0, 1)
+    pipe, evaluator = Pipeline.from_checkpoints(ckpt, device), load_evaluator(ckpt, device)
+    train, test = load_split(args.data, "train"), load_split(args.data, args.split, limit=args.limit)
+    t1 = time.time()
+    cap, nbest = captioning(pipe, train, test, cfg)
+    t2 = time.time()
+    t2i, prompts, generated = text_to_image(pipe, evaluator, train, test, cfg)
+    parts.update(loading=round(t1 - t0 - parts["evaluator_training"], 1), captioning=round(t2 - t1, 1),
+                 text_to_image=round(time.time() - t2, 1))
+    style = "/".join(sorted({r["style"] for r in test.records}))
+    if args.grid:
+        n = cfg.images_per_prompt
+        rows = familiar_first(list(range(len(prompts))), lambda i: prompts[i]["id"])[:6]
+        shown = familiar_first(list(range(len(test))), lambda i: test.records[i]["id"])[:6]
+        draw_grid(args.grid, [(prompts[i]["name"], generated[i * n:(i + 1) * n]) for i in rows], n,
+                  [(test.images[i], nbest[i][0], test.records[i]["name"]) for i in shown], style)
+    metrics = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "split": args.split,
+        "data": str(args.data), "styles": style, "limit": args.limit,
+        "counts": {"train_images": len(train), "eval_images": len(test), "evaluator_concepts": len(evaluator.concepts)},
+        "config": asdict(cfg), "hardware": hardware(device),
+        "checkpoints": {"dir": str(ckpt), "sha256": {f: sha256(ckpt / f) for f in USED_FILES if (ckpt / f).is_file()},
+                        "evaluator_train": evaluator.meta.get("train", {})},
+        "captioning": cap,
+        "text_to_image": t2i, "grid": args.grid or None,
+    }
+    metrics["seconds"], metrics["seconds_by_part"] = round(time.time() - t0, 1), parts
+    out = Path(args.out) if args.out else ckpt / "metrics.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_json(out, metrics)
+    print_table(metrics)
+    print(f"wrote {out}" + (f" and {args.grid}" if args.grid else ""))
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
