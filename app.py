@@ -35,6 +35,34 @@ def status_message() -> str:
     return f"Models loaded on **{p.device}**."
 
 
+CREDITS = (
+    "Trained on emoji artwork from npm packages: Noto Emoji (Google, Apache-2.0), OpenMoji (CC-BY-SA-4.0), "
+    "Fluent Emoji Flat (Microsoft, MIT), Noto Emoji v1 (Apache-2.0) and EmojiOne (CC-BY-4.0); tested on "
+    "Twemoji (Twitter/X, CC-BY-4.0), an artist never seen in training. Names and keywords: Unicode CLDR via "
+    "OpenMoji and emoji-datasource. Word vectors also read WordNet 3.0 glosses (Princeton)."
+)
+
+
+def about_markdown() -> str:
+    """The evaluation figures of the installed checkpoints (checkpoints/metrics.json) and the data credits."""
+    m = crossgen.checkpoint_info()
+    if not m.get("captioning"):
+        return "No evaluation figures for these checkpoints yet (`python -m crossgen.evaluate`).\n\n" + CREDITS
+    cap = m["captioning"]
+    lines = [f"Measured on {cap['images']:,} held-out **{m.get('styles', m['split'])}** images, an artist the models "
+             f"never saw ({m['date'][:10]}, `python -m crossgen.evaluate`).", "",
+             "| Image → Text | exact name | in 3-best | BLEU-4 | CIDEr |", "| --- | --- | --- | --- | --- |"]
+    for name, row in cap["methods"].items():
+        lines.append(f"| {name} | {row['exact_top1']:.1%} | {row['exact_nbest']:.1%} | {row['bleu4']:.3f} | {row['cider']:.2f} |")
+    t2i = m.get("text_to_image", {})
+    if "methods" in t2i:
+        lines += ["", f"| Text → Image ({t2i['prompts']} prompts) | evaluator top-1 | top-5 | FID |", "| --- | --- | --- | --- |"]
+        for name, row in t2i["methods"].items():
+            fid = "–" if row["fid"] is None else f"{row['fid']:.1f}"
+            lines.append(f"| {name} | {row['top1']:.1%} | {row['top5']:.1%} | {fid} |")
+    return "\n".join(lines + ["", CREDITS])
+
+
 # handlers
 
 def text_to_image(prompt: str, n: float = 4, seed: float = -1, temperature: float = 1.0):
@@ -79,6 +107,8 @@ def image_to_text(image: dict | str | None, beam: float = 3):
 with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as demo:
     gr.Markdown("# crossgen\nType a prompt to draw emoji-style images, or drop an image to caption it.")
     status = gr.Markdown()
+    with gr.Accordion("About these models", open=False):
+        about = gr.Markdown()
     with gr.Tab("Text → Image"):
         with gr.Row():
             with gr.Column():
@@ -108,6 +138,7 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
 
     # wiring
     demo.load(status_message, None, status, api_name=False)
+    demo.load(about_markdown, None, about, api_name=False)
     draw.click(text_to_image, [prompt, n_images, seed, temperature], [gallery, seed_used, words], api_name="text_to_image")
     prompt.submit(text_to_image, [prompt, n_images, seed, temperature], [gallery, seed_used, words], api_name=False)
     caption_btn.click(image_to_text, [image, beam], [caption, nbest], api_name="image_to_text", preprocess=False)
