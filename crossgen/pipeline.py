@@ -15,7 +15,9 @@ from .checkpoint import load_json, load_model, verify_manifest
 from .device import get_device
 from .errors import CheckpointError, InvalidRequestError
 from .image_features import FeatureConfig, ImageFeatures
+from .interpolation import MAX_FRAMES, MIN_FRAMES, Interpolation, decode_path
 from .preprocess import ImageInput, load_image, resize, to_pil, to_tensor
+from .prompt_hints import PromptWords, analyse
 from .text_encoder import Encoded, TextEncoder
 from .vae import CVAE, CVAEConfig
 
@@ -100,6 +102,34 @@ class Pipeline:
         hyps = self.captioner.generate(feats, beam=int(beam), max_len=int(max_len), n_best=n_best,
                                        length_penalty=float(length_penalty))[0]
         return [(self.vocab.decode(h.tokens), h.logprob) for h in hyps]
+
+    # ------------------------------------------------------------------ both ways, and between prompts
+    def prompt_words(self, prompt: str) -> PromptWords:
+        """Each word of a prompt labelled known/unknown, with suggestions for the unknown ones.
+        InvalidPromptError only for an empty or over-long prompt (unknown words are not an error here)."""
+        return analyse(self.text_encoder, prompt)
+
+    def interpolate(self, prompt_a: str, prompt_b: str, k: int = 8, seed: int | None = None,
+                    temperature: float = 1.0) -> Interpolation:
+        """k images walking from prompt_a to prompt_b: the unit text vectors and one latent path from the
+        seed (z0 -> z1) are both slerped. The first frame is `generate(prompt_a, seed=seed)`'s first image;
+        the same prompts, k, seed and temperature give the same frames."""
+        if not MIN_FRAMES <= int(k) <= MAX_FRAMES:
+            raise InvalidRequestError(f"Number of frames must be between {MIN_FRAMES} and {MAX_FRAMES}, not {k}.")
+        if not 0.0 <= float(temperature) <= 3.0:
+            raise InvalidRequestError(f"Temperature must be between 0 and 3, not {temperature}.")
+        seed = random.randint(0, MAX_SEED) if seed is None or seed < 0 else int(seed) % (MAX_SEED + 1)
+        start, end = self.encode_prompt(prompt_a), self.encode_prompt(prompt_b)
+        x = decode_path(self.vae, start.vector, end.vector, int(k), seed, float(temperature))
+        return Interpolation(to_pil(x), seed, start, end)
+
+    def caption_images(self, images: list[ImageInput], beam: int = 3) -> list[tuple[str, float]]:
+        """The best caption (and its log-probability) of each image, e.g. to read back generated images."""
+        if not images:
+            raise InvalidRequestError("No images to caption.")
+        if len(images) > MAX_IMAGES:
+            raise InvalidRequestError(f"At most {MAX_IMAGES} images can be captioned at once, not {len(images)}.")
+        return [self.image_to_text(im, beam=beam, n_best=1)[0] for im in images]
 
 
 _cache: dict[tuple[str, str], Pipeline] = {}
