@@ -106,29 +106,69 @@ class Captioner(nn.Module):
         logits[:, [Vocab.pad, Vocab.bos, Vocab.unk]] = float("-inf")
         return logits.log_softmax(-1)
 
+    def _fast_tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inference tables for a one-layer LSTM, cached until the weights change: the input gates of
+        every word (V, 4H) with both biases folded in, the image half of W_ih (4H, E), and W_hh^T (H, 4H)."""
+        lstm, E = self.lstm, self.config.embed_dim
+        params = (self.embed.weight, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+        key = tuple((p.data_ptr(), p._version, p.device) for p in params)
+        cached = getattr(self, "_tables", None)
+        if cached is None or cached[0] != key:
+            w_ih = lstm.weight_ih_l0
+            words = torch.addmm(lstm.bias_ih_l0 + lstm.bias_hh_l0, self.embed.weight, w_ih[:, :E].t())
+            self._tables = cached = (key, (words, w_ih[:, E:].contiguous(), lstm.weight_hh_l0.t()))
+        return cached[1]
+
+    def _decoder(self, features: torch.Tensor, repeat: int):
+        """(state, step) for decoding `repeat` rows per image: step(tokens (N,), state) -> (log-probs (N, V),
+        state), state = (h, c) each (L, N, H) so rows can be reordered with `[:, src]`. A one-layer LSTM
+        in eval mode runs as a hand-written cell on cached tables (no concatenation, no W_ih product per
+        step); anything else goes through `step`."""
+        h, c = (s.repeat_interleave(repeat, dim=1) for s in self.init_state(features))
+        img = self.img_proj(features).repeat_interleave(repeat, dim=0)  # (N, E)
+        banned = torch.zeros(self.config.vocab_size, device=features.device)
+        banned[[Vocab.pad, Vocab.bos, Vocab.unk]] = float("-inf")  # never generated
+        if self.training or self.config.num_layers != 1:
+            def step(tok, state):
+                logits, state = self.step(tok[:, None], img, state)
+                return (logits[:, -1] + banned).log_softmax(-1), state
+            return (h, c), step
+        words, w_img, w_hh_t = self._fast_tables()
+        img_gates = img @ w_img.t()  # (N, 4H): the image's share of the input gates, fixed per row
+
+        def step(tok, state):
+            gates = torch.addmm(img_gates + words[tok], state[0][0], w_hh_t)  # (N, 4H)
+            i, f, g, o = gates.chunk(4, dim=1)
+            c1 = torch.sigmoid(f) * state[1][0] + torch.sigmoid(i) * torch.tanh(g)
+            h1 = torch.sigmoid(o) * torch.tanh(c1)
+            logits = torch.addmm(self.out.bias, h1, self.out.weight.t())
+            return (logits + banned).log_softmax(-1), (h1[None], c1[None])
+        return (h, c), step
+
     @torch.inference_mode()
     def greedy(self, features: torch.Tensor, max_len: int | None = None) -> list[Hypothesis]:
         """Arg-max decoding, one hypothesis per image."""
         max_len = max_len or self.config.max_len
-        B = len(features)
-        img, state = self.img_proj(features), self.init_state(features)
-        tok = torch.full((B, 1), 1, dtype=torch.long, device=features.device)  # <bos>
-        out = [[] for _ in range(B)]
-        logp = torch.zeros(B, device=features.device)
-        done = torch.zeros(B, dtype=torch.bool, device=features.device)
+        B, dev = len(features), features.device
+        state, step = self._decoder(features, 1)
+        tok = torch.full((B,), Vocab.bos, dtype=torch.long, device=dev)
+        words = torch.full((B, max_len + 1), Vocab.eos, dtype=torch.long, device=dev)
+        logp = torch.zeros(B, device=dev)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)
         for t in range(max_len + 1):
-            logits, state = self.step(tok, img, state)
-            lp = self.next_logprobs(logits[:, -1])  # (B, V)
-            best = lp.argmax(-1) if t < max_len else torch.full_like(done, Vocab.eos, dtype=torch.long)
+            lp, state = step(tok, state)  # (B, V)
+            best = lp.argmax(-1) if t < max_len else torch.full_like(tok, Vocab.eos)
             logp += torch.where(done, 0.0, lp.gather(1, best[:, None])[:, 0])
-            for b in range(B):
-                if not done[b] and best[b] != Vocab.eos:
-                    out[b].append(int(best[b]))
+            words[:, t] = torch.where(done, Vocab.eos, best)
             done |= best == Vocab.eos
-            if done.all():
+            if bool(done.all()):
                 break
-            tok = best[:, None]
-        return [Hypothesis(t, float(s), float(s)) for t, s in zip(out, logp)]
+            tok = best
+        out = []
+        for row, s in zip(words.tolist(), logp.tolist()):
+            tokens = row[:row.index(Vocab.eos)]
+            out.append(Hypothesis(tokens, s, s))
+        return out
 
     @torch.inference_mode()
     def generate(self, features: torch.Tensor, beam: int = 3, max_len: int | None = None,
@@ -137,44 +177,40 @@ class Captioner(nn.Module):
         best first. beam=1 is greedy decoding. Scores are logprob / ((5 + len) / 6) ** length_penalty (0 = plain log-probability)."""
         max_len = max_len or self.config.max_len
         B, k, V, dev = len(features), beam, self.config.vocab_size, features.device
-        img = self.img_proj(features).repeat_interleave(k, dim=0)  # (B*k, E)
-        h, c = self.init_state(features)
-        state = (h.repeat_interleave(k, dim=1), c.repeat_interleave(k, dim=1))  # (L, B*k, H)
+        state, step = self._decoder(features, k)
         scores = torch.full((B, k), float("-inf"), device=dev)
         scores[:, 0] = 0.0  # all beams start identical: keep one
         seqs = torch.empty(B * k, 0, dtype=torch.long, device=dev)
-        tok = torch.full((B * k, 1), Vocab.bos, dtype=torch.long, device=dev)
+        tok = torch.full((B * k,), Vocab.bos, dtype=torch.long, device=dev)
         finished: list[list[Hypothesis]] = [[] for _ in range(B)]
         penalty = lambda n: ((5 + n) / 6) ** length_penalty  # noqa: E731
+        rank = torch.arange(2 * k, device=dev)
+        offsets = torch.arange(B, device=dev)[:, None] * k  # (B, 1): first row of each image's beams
+        only_eos = torch.full((V,), float("-inf"), device=dev)
+        only_eos[Vocab.eos] = 0.0
         for t in range(max_len + 1):
-            logits, state = self.step(tok, img, state)
-            lp = self.next_logprobs(logits[:, -1]).view(B, k, V)  # (B, k, V)
+            lp, state = step(tok, state)
+            lp = lp.view(B, k, V)
             if t == max_len:  # out of room: only <eos> may follow
-                mask = torch.full_like(lp, float("-inf"))
-                mask[..., Vocab.eos] = 0
-                lp = lp + mask
-            cand = (scores[..., None] + lp).view(B, k * V)  # (B, k*V)
-            top, idx = cand.topk(2 * k, dim=1)  # room for k that do not end here
-            beam_idx, word = idx // V, idx % V  # (B, 2k)
-            new_scores = torch.full((B, k), float("-inf"), device=dev)
-            new_src = torch.zeros(B, k, dtype=torch.long, device=dev)
-            new_word = torch.zeros(B, k, dtype=torch.long, device=dev)
-            for b in range(B):
-                j = 0
-                for rank, (s, bi, w) in enumerate(zip(top[b].tolist(), beam_idx[b].tolist(), word[b].tolist())):
-                    if s == float("-inf"):
-                        break
-                    if w == Vocab.eos:  # an ending counts only among the k best (so beam=1 is greedy)
-                        if rank < k:
-                            toks = seqs[b * k + bi].tolist()
-                            finished[b].append(Hypothesis(toks, s, s / penalty(len(toks) + 1)))
-                    elif j < k:
-                        new_scores[b, j], new_src[b, j], new_word[b, j] = s, bi, w
-                        j += 1
-            src = (new_src + torch.arange(B, device=dev)[:, None] * k).view(-1)  # (B*k,)
-            seqs = torch.cat([seqs[src], new_word.view(-1, 1)], dim=1)
-            state = (state[0][:, src], state[1][:, src])
-            scores, tok = new_scores, new_word.view(-1, 1)
+                lp = lp + only_eos
+            top, idx = (scores[..., None] + lp).view(B, k * V).topk(2 * k, dim=1)  # room for k that do not end here
+            src, word = idx // V, idx % V  # (B, 2k)
+            alive, is_eos = top > float("-inf"), word == Vocab.eos
+            ended = alive & is_eos & (rank < k)  # an ending counts only among the k best (so beam=1 is greedy)
+            going = alive & ~is_eos
+            slot = torch.where(going, going.cumsum(1) - 1, k).clamp_(max=k)  # the k best that go on; k = dropped
+            new_scores = torch.full((B, k + 1), float("-inf"), device=dev).scatter_(1, slot, top)[:, :k]
+            new_src = torch.zeros(B, k + 1, dtype=torch.long, device=dev).scatter_(1, slot, src)[:, :k]
+            new_word = torch.zeros(B, k + 1, dtype=torch.long, device=dev).scatter_(1, slot, word)[:, :k]
+            if bool(ended.any()):
+                rows = (src + offsets)[ended].tolist()
+                for (b, _), row, s in zip(ended.nonzero().tolist(), rows, top[ended].tolist()):
+                    toks = seqs[row].tolist()
+                    finished[b].append(Hypothesis(toks, s, s / penalty(len(toks) + 1)))
+            rows = (new_src + offsets).reshape(-1)  # (B*k,)
+            seqs = torch.cat([seqs[rows], new_word.reshape(-1, 1)], dim=1)
+            state = (state[0][:, rows], state[1][:, rows])
+            scores, tok = new_scores, new_word.reshape(-1)
             if all(len(f) >= max(k, n_best) for f in finished):
                 # stop once no live beam can beat the n-th best finished hypothesis
                 best_live = scores.max(dim=1).values.tolist()

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from .batching import BatchedModels
 from .captioner import Captioner, CaptionerConfig, Vocab
 from .checkpoint import load_json, load_model, verify_manifest
 from .device import get_device
@@ -46,6 +47,7 @@ class Pipeline:
                  vocab: Vocab, device: torch.device, info: dict | None = None):
         self.text_encoder, self.vae, self.features, self.captioner = text_encoder, vae, features, captioner
         self.vocab, self.device, self.info = vocab, device, info or {}
+        self.batched = BatchedModels(vae, features, captioner)  # micro-batching of concurrent calls
 
     @classmethod
     def from_checkpoints(cls, directory: str | Path, device: str | torch.device = "auto", verify: bool = True) -> "Pipeline":
@@ -78,7 +80,7 @@ class Pipeline:
         seed = random.randint(0, MAX_SEED) if seed is None or seed < 0 else int(seed) % (MAX_SEED + 1)
         encoded = self.encode_prompt(prompt)
         generator = torch.Generator("cpu").manual_seed(seed)
-        x = self.vae.sample(torch.from_numpy(encoded.vector), n=int(n), temperature=float(temperature), generator=generator)
+        x = self.batched.sample(encoded.vector, int(n), float(temperature), generator)  # = vae.sample, batched with concurrent calls
         return Generation(to_pil(x), seed, encoded)
 
     def text_to_image(self, prompt: str, n: int = 4, seed: int | None = None, temperature: float = 1.0) -> list[Image.Image]:
@@ -98,9 +100,8 @@ class Pipeline:
         if not 1 <= int(max_len) <= 50:
             raise InvalidRequestError(f"Maximum caption length must be between 1 and 50, not {max_len}.")
         n_best = max(1, min(int(n_best), int(beam)))
-        feats = self.features.embed(self.image_tensor(image))  # (1, 512)
-        hyps = self.captioner.generate(feats, beam=int(beam), max_len=int(max_len), n_best=n_best,
-                                       length_penalty=float(length_penalty))[0]
+        # ResNet18 features + beam search, batched with concurrent calls
+        hyps = self.batched.caption(self.image_tensor(image), int(beam), int(max_len), n_best, float(length_penalty))
         return [(self.vocab.decode(h.tokens), h.logprob) for h in hyps]
 
     # ------------------------------------------------------------------ both ways, and between prompts
