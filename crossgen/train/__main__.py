@@ -1,21 +1,28 @@
-"""python -m crossgen.train {word2vec,features,vae,captioner,all} --data data/emoji --out checkpoints"""
+"""python -m crossgen.train {word2vec,features,vae,captioner,all} --data data/emoji --out checkpoints
+
+External sets: --data {coco,flickr30k,flickr8k,folder} --root PATH, also under
+torchrun --nproc_per_node=N -m crossgen.train ... (DistributedDataParallel)."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import datetime
 import json
+import os
 import time
 from pathlib import Path
 
 import torch
 
 from ..checkpoint import load_json, write_manifest
+from ..data.sources import SOURCES
 from ..device import get_device
 from ..text_encoder import Word2VecConfig
 from . import (CaptionerTrainConfig, FeatureTrainConfig, VAETrainConfig, train_captioner, train_features, train_vae,
                train_word2vec)
+from .external_cli import train_external
 from .loop import hardware
+from .streaming import DataConfig
 
 STAGES = ["word2vec", "features", "vae", "captioner"]
 CONFIGS = {"word2vec": Word2VecConfig, "features": FeatureTrainConfig, "vae": VAETrainConfig,
@@ -48,11 +55,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--views", type=int, help="captioner: augmented views per image")
     p.add_argument("--vector-size", type=int, help="word2vec: vector size")
+    p.add_argument("--augment", type=float, help="features: augmentation strength (0 = none)")
+    p.add_argument("--embed-dim", type=int, help="captioner: word embedding size")
+    p.add_argument("--hidden-dim", type=int, help="captioner: LSTM size")
+    p.add_argument("--latent-dim", type=int, help="vae: latent size")
+    x = p.add_argument_group("external sets (--data coco|flickr30k|flickr8k|folder)")
+    dc = DataConfig()
+    x.add_argument("--root", help="where the set is on disk")
+    x.add_argument("--resnet-weights", help="local ImageNet ResNet18 weights (.pth); switches to 224 px")
+    x.add_argument("--image-size", type=int, help=f"feature extractor input side (default {dc.feature_size()}, "
+                   f"224 with --resnet-weights)")
+    x.add_argument("--num-workers", type=int, help=f"DataLoader workers per process (default {dc.num_workers})")
+    x.add_argument("--max-words", type=int, help=f"features: caption words predicted (default {dc.max_words})")
+    x.add_argument("--vocab-min-count", type=int, help=f"captioner: min word count (default {dc.vocab_min_count})")
+    x.add_argument("--max-len", type=int, help=f"captioner: longest caption (default {dc.max_len})")
+    x.add_argument("--no-amp", dest="amp", action="store_const", const=False, help="no mixed precision on CUDA")
     args = p.parse_args(argv)
+    stages = STAGES if args.stage == "all" else [args.stage]
+    if args.data in SOURCES and not (Path(args.data) / "records.jsonl").is_file():
+        return train_external(args, stages, config_for)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SystemExit("torchrun is for the external sets (--data coco|flickr30k|flickr8k|folder --root PATH); "
+                         "train the emoji set with one process")
     device = get_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stages = STAGES if args.stage == "all" else [args.stage]
     manifest_path = out / "manifest.json"
     manifest = load_json(manifest_path) if manifest_path.is_file() else {}
     training = manifest.get("training", {})

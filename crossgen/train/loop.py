@@ -70,11 +70,13 @@ class TrainLog:
 
 def run_epochs(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, epochs: int,
                train_epoch: Callable[[int], dict], evaluate: Callable[[], dict], save: Callable[[dict], None],
-               work: str | Path, log_dir: str | Path, resume: bool = True, monitor: str = "val_loss") -> dict:
+               work: str | Path, log_dir: str | Path, resume: bool = True, monitor: str = "val_loss",
+               main: bool = True) -> dict:
     """Train for `epochs`, resuming from `<work>/<name>_state.pt` when present. `save(row)` is called
-    whenever `monitor` (lower is better) improves. Returns the best row."""
+    whenever `monitor` (lower is better) improves. Returns the best row. Under DDP every rank runs this
+    with the unwrapped model and identical rows; only the `main` rank logs, saves and writes the state."""
     state_path = Path(work) / f"{name}_state.pt"
-    log = TrainLog(log_dir, name, resume)
+    log = TrainLog(log_dir, name, resume) if main else None
     start, best = 0, {monitor: float("inf")}
     if resume and state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -83,7 +85,8 @@ def run_epochs(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimiz
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
         start, best = state["epoch"], state["best"]
-        print(f"[{name}] resumed after epoch {start} (best {monitor} {best[monitor]:.4f})")
+        if main:
+            print(f"[{name}] resumed after epoch {start} (best {monitor} {best[monitor]:.4f})")
     for epoch in range(start + 1, epochs + 1):
         t0 = time.time()
         model.train()
@@ -92,11 +95,15 @@ def run_epochs(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimiz
         row.update(evaluate())
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["seconds"] = round(time.time() - t0, 1)
-        log.append(row)
-        print(f"[{name}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if main:
+            log.append(row)
+            print(f"[{name}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         if row[monitor] < best[monitor]:
             best = row
-            save(row)
+            if main:
+                save(row)
+        if not main:
+            continue
         state_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"epoch": epoch, "best": best, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else {}}, state_path)
