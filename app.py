@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no outbound calls from the demo
@@ -15,7 +20,14 @@ import crossgen  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DISPLAY_SIZE = 192  # the models draw 64x64; the gallery shows them larger
-EXAMPLE_PROMPTS = ["red apple", "dog", "smiling cat face", "thumbs up", "pizza", "red heart", "racing car", "full moon"]
+EXAMPLE_PROMPTS = ["red apple", "dog", "smiling cat face", "thumbs up", "pizza", "red heart", "racing car", "full moon",
+                   # words the word vectors learned from WordNet glosses rather than from emoji names
+                   "sleepy puppy", "crimson automobile", "golden crown", "feline face"]
+INTERPOLATION_EXAMPLES = [["red apple", "green apple"], ["puppy", "kitten"], ["full moon", "sun"], ["red heart", "pizza"]]
+ROUND_TRIP_BEAM = 3  # beam width used to read back generated images
+GIF_DIR = Path(tempfile.gettempdir()) / "crossgen-gifs"
+GIF_KEEP_S = 3600  # interpolation GIFs older than this are deleted when a new one is written
+WORD_COLORS = {"known": "#22c55e", "unknown": "#ef4444"}
 MAX_UPLOAD = "10mb"
 
 
@@ -99,7 +111,100 @@ def image_to_text(image: dict | str | None, beam: float = 3):
         captions = p.image_to_text(image, beam=int(beam), n_best=min(int(beam), 5))
     except crossgen.CrossgenError as e:
         raise gr.Error(str(e)) from None
-    return captions[0][0], {text: math.exp(logprob) for text, logprob in captions}
+    return captions[0][0], nbest_label(captions)
+
+
+def nbest_label(captions: list[tuple[str, float]]) -> dict[str, float]:
+    """n-best captions -> {caption: probability} for gr.Label. The probability is the model's probability
+    of the whole caption, exp(sum of token log-probabilities), not a share of the n-best."""
+    return {text or "(no words)": math.exp(logprob) for text, logprob in captions}
+
+
+def seed_arg(seed: float | None) -> int | None:
+    return None if seed is None or seed < 0 else int(seed)
+
+
+def display(image: Image.Image) -> Image.Image:
+    return image.resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.LANCZOS)
+
+
+def prompt_words(prompt: str | None):
+    """Prompt -> its words highlighted as known/unknown, and {unknown word: suggestions}."""
+    if not prompt or not prompt.strip():
+        return [], {}
+    try:
+        analysis = pipeline().prompt_words(prompt)
+    except (crossgen.CrossgenError, gr.Error):  # empty, too long, no models: Draw explains it
+        return [], {}
+    spaced = [part for word in analysis.words for part in ((word[0], word[1]), (" ", None))][:-1]
+    return spaced, analysis.suggestions
+
+
+def suggestion_pairs(suggestions: dict | None) -> list[list[str]]:
+    return [[word, s] for word, options in (suggestions or {}).items() for s in options]
+
+
+def suggestion_buttons(suggestions: dict | None):
+    """One clickable sample per (unknown word, suggestion), shown as "word → suggestion"."""
+    samples = suggestion_pairs(suggestions)
+    return gr.Dataset(samples=samples, components=["textbox", "textbox"], visible=bool(samples),
+                      sample_labels=[f"{w} → {s}" for w, s in samples])
+
+
+def use_suggestion(index: int | None, suggestions: dict | None, prompt: str) -> str:
+    """The prompt with the clicked suggestion's unknown word replaced."""
+    pairs = suggestion_pairs(suggestions)
+    if index is None or not 0 <= int(index) < len(pairs):
+        return prompt
+    word, replacement = pairs[int(index)]
+    return crossgen.replace_word(prompt or "", word, replacement)
+
+
+def caption_generated(gallery: list | None):
+    """Round trip: the gallery's images with what the captioner reads in each, and a summary."""
+    if not gallery:
+        raise gr.Error("Draw some images first, then read them back.")
+    images = [item[0] if isinstance(item, (tuple, list)) else item for item in gallery]
+    try:
+        captions = pipeline().caption_images(images, beam=ROUND_TRIP_BEAM)
+    except crossgen.CrossgenError as e:
+        raise gr.Error(str(e)) from None
+    texts = [text or "(no words)" for text, _ in captions]
+    summary = "**The captioner reads:** " + " · ".join(f"{i}. *{t}*" for i, t in enumerate(texts, 1))
+    return list(zip(images, texts)), summary
+
+
+def draw_from_caption(caption_text: str | None, n: float = 4, seed: float = -1, temperature: float = 1.0):
+    """Round trip: images drawn from the (best) caption, like /text_to_image."""
+    if not caption_text or not caption_text.strip():
+        raise gr.Error("Caption an image first: the drawing starts from its best caption.")
+    return text_to_image(caption_text, n, seed, temperature)
+
+
+def slug(text: str) -> str:
+    return "-".join(crossgen.tokenize(text))[:40] or "prompt"
+
+
+def gif_path(prompt_a: str, prompt_b: str, seed: int) -> Path:
+    """A fresh file for an interpolation GIF (named after the prompts and seed); old ones are removed."""
+    GIF_DIR.mkdir(parents=True, exist_ok=True)
+    for old in GIF_DIR.iterdir():
+        if time.time() - old.stat().st_mtime > GIF_KEEP_S:
+            shutil.rmtree(old, ignore_errors=True)
+    folder = GIF_DIR / uuid.uuid4().hex
+    folder.mkdir()
+    return folder / re.sub(r"[^\w.-]", "", f"{slug(prompt_a)}-to-{slug(prompt_b)}-seed{seed}.gif")
+
+
+def interpolate(prompt_a: str, prompt_b: str, k: float = 8, seed: float = -1, temperature: float = 1.0):
+    """Two prompts -> a strip of k images between them, the strip as an animated GIF, and the seed used."""
+    try:
+        walk = pipeline().interpolate(prompt_a, prompt_b, k=int(k), seed=seed_arg(seed), temperature=float(temperature))
+    except crossgen.CrossgenError as e:
+        raise gr.Error(str(e)) from None
+    frames = [display(im) for im in walk.images]
+    gif = crossgen.write_gif(frames, gif_path(prompt_a, prompt_b, walk.seed))
+    return [(im, f"t = {t:.2f}") for im, t in zip(frames, walk.steps)], str(gif), walk.seed
 
 
 # layout
@@ -113,6 +218,11 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
         with gr.Row():
             with gr.Column():
                 prompt = gr.Textbox(label="Prompt", placeholder="red apple", max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
+                word_marks = gr.HighlightedText(label="Words the model knows", color_map=WORD_COLORS, show_legend=True,
+                                                show_inline_category=False)
+                suggestions = gr.JSON(visible=False)
+                suggestion_set = gr.Dataset(label="Did you mean… (click to replace the word)", components=["textbox", "textbox"],
+                                            samples=[], type="index", visible=False)
                 with gr.Row():
                     n_images = gr.Slider(1, 16, value=4, step=1, label="Number of images")
                     seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
@@ -120,9 +230,27 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                 draw = gr.Button("Draw", variant="primary")
                 gr.Examples(EXAMPLE_PROMPTS, inputs=prompt)
             with gr.Column():
-                gallery = gr.Gallery(label="Generated images", columns=4, height="auto", object_fit="contain")
+                gallery = gr.Gallery(label="Generated images", columns=4, height="auto", object_fit="contain", format="png",
+                                     interactive=False)
                 seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
                 words = gr.Markdown()
+                read_back = gr.Button("🔁 Read them back")
+                read_back_summary = gr.Markdown()
+        with gr.Accordion("Interpolate between two prompts", open=True):
+            gr.Markdown("The text vectors and one latent path from the seed are both interpolated; the seed and "
+                        "temperature above are used (the first frame is the first image **Draw** gives for the "
+                        "start words with that seed).")
+            with gr.Row():
+                start_words = gr.Textbox(label="Start words", value="red apple", max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
+                end_words = gr.Textbox(label="End words", value="green apple", max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
+                frames = gr.Slider(2, 16, value=8, step=1, label="Frames (k)")
+            interpolate_btn = gr.Button("Interpolate")
+            strip = gr.Gallery(label="Interpolation strip", columns=8, height="auto", object_fit="contain", format="png",
+                               interactive=False)
+            with gr.Row():
+                strip_gif = gr.File(label="Animated GIF", interactive=False)
+                strip_seed = gr.Number(label="Latent path seed", precision=0, interactive=False)
+            gr.Examples(INTERPOLATION_EXAMPLES, inputs=[start_words, end_words])
     with gr.Tab("Image → Text"):
         with gr.Row():
             with gr.Column():
@@ -135,6 +263,12 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
             with gr.Column():
                 caption = gr.Textbox(label="Caption", interactive=False)
                 nbest = gr.Label(label="n-best captions (probability)", num_top_classes=5)
+                back_btn = gr.Button("🔁 Back to pictures")
+                gr.Markdown("Draws the best caption with the number of images, seed and temperature of **Text → Image**.")
+                back_gallery = gr.Gallery(label="Drawn from the caption", columns=4, height="auto", object_fit="contain",
+                                          format="png", interactive=False)
+                back_seed = gr.Number(label="Seed of these pictures", precision=0, interactive=False)
+                back_words = gr.Markdown()
 
     # wiring
     demo.load(status_message, None, status, api_name=False)
@@ -142,8 +276,20 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
     draw.click(text_to_image, [prompt, n_images, seed, temperature], [gallery, seed_used, words], api_name="text_to_image")
     prompt.submit(text_to_image, [prompt, n_images, seed, temperature], [gallery, seed_used, words], api_name=False)
     caption_btn.click(image_to_text, [image, beam], [caption, nbest], api_name="image_to_text", preprocess=False)
+    # issue 7: hints while typing, round trips, interpolation (each with its own endpoint)
+    quiet = dict(show_progress="hidden", api_name=False)
+    prompt.change(prompt_words, prompt, [word_marks, suggestions], api_name="prompt_words", show_progress="hidden",
+                  trigger_mode="always_last").then(suggestion_buttons, suggestions, suggestion_set, **quiet)
+    suggestion_set.click(use_suggestion, [suggestion_set, suggestions, prompt], prompt, **quiet)
+    for event in (draw.click, prompt.submit):
+        event(lambda: "", None, read_back_summary, **quiet)
+    read_back.click(caption_generated, gallery, [gallery, read_back_summary], api_name="caption_generated")
+    back_btn.click(draw_from_caption, [caption, n_images, seed, temperature], [back_gallery, back_seed, back_words],
+                   api_name="draw_from_caption")
+    interpolate_btn.click(interpolate, [start_words, end_words, frames, seed, temperature], [strip, strip_gif, strip_seed],
+                          api_name="interpolate")
 
-demo.queue(default_concurrency_limit=4, max_size=64)
+demo.queue(default_concurrency_limit=int(os.environ.get("CROSSGEN_CONCURRENCY", "16")), max_size=64)  # concurrent calls meet in the micro-batcher
 
 if __name__ == "__main__":
     print(status_message())  # load the models before the first request
