@@ -44,7 +44,7 @@ def test_torchrun_two_ranks_train_save_once_and_resume(tmp_path: Path):
         assert len(curve) == 4 and curve[-1] < curve[0], (stage, curve)
     assert sorted(f.name for f in out.glob("*.safetensors")) == ["captioner.safetensors", "features.safetensors",
                                                                 "vae.safetensors"]
-    assert sorted(f.name for f in (tmp_path / "work").iterdir()) == ["captioner_state.pt", "features_state.pt",
+    assert sorted(f.name for f in (tmp_path / "work" / "folder").iterdir()) == ["captioner_state.pt", "features_state.pt",
                                                                     "vae_state.pt"]
     model, meta = load_model(out, "features", ImageFeatures, FeatureConfig)
     assert meta["train"]["ranks"] == 2 and model.config.image_size == 32 and not model.config.imagenet_weights

@@ -1,6 +1,7 @@
 """Readers of external sets (COCO, Flickr30k/8k in every caption format, a folder) and the streaming loader."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,41 @@ def test_word_targets(tmp_path: Path):
     t = multi_hot(word_sets(records, words), torch.tensor([1, 0]), len(words))
     assert t.tolist() == [[1, 1, 0], [1, 0, 1]]
     assert draw(0)[1][0] == "a red square"
+
+
+def test_loader_workers_decode_on_the_fly(tmp_path: Path):
+    train = load_splits("coco", make_coco(tmp_path))["train"]
+    x, idx, caps = next(iter(loader(train, 24, 4, Dist(), 1, False, 0, caption="first")))
+    assert x.shape == (4, 3, 24, 24) and [train[i]["name"] for i in idx.tolist()] == list(caps)
+
+
+def test_local_imagenet_weights_seed_the_backbone(tmp_path: Path):
+    from torchvision.models import resnet18
+
+    from crossgen.train.external import pretrained_features
+    from crossgen.image_features import FeatureConfig
+
+    torch.manual_seed(1)
+    path = tmp_path / "resnet18-imagenet.pth"
+    torch.save(resnet18(weights=None).state_dict(), path)  # stands in for the real file: same keys and shapes
+    size = DataConfig(resnet_weights=str(path)).feature_size()
+    model = pretrained_features(FeatureConfig(image_size=size, num_words=5), str(path))
+    ref = torch.load(path, weights_only=True)
+    assert size == 224 and not model.config.imagenet_weights  # the checkpoint holds the weights, not a pointer
+    assert torch.equal(model.backbone.conv1.weight, ref["conv1.weight"])
+    assert model(torch.rand(1, 3, size, size)).word_logits.shape == (1, 5)
+
+
+def test_cli_single_process_features_stage(tmp_path: Path, monkeypatch):
+    from crossgen.train.__main__ import main
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    root = make_token_txt(tmp_path / "flickr8k")
+    args = ["features", "--data", "flickr8k", "--root", str(root), "--out", str(tmp_path / "out"), "--work",
+            str(tmp_path / "work"), "--device", "cpu", "--num-workers", "0", "--epochs", "1", "--batch-size", "4",
+            "--image-size", "32", "--max-words", "8", "--augment", "0"]
+    main(args)
+    meta = json.loads((tmp_path / "out" / "features.json").read_text())
+    assert len(meta["words"]) == 8 and meta["train"]["ranks"] == 1
+    with pytest.raises(SystemExit):
+        main(["features", "--data", "coco", "--out", str(tmp_path / "out2")])  # --root is required

@@ -30,7 +30,7 @@ def data_config(args: argparse.Namespace) -> DataConfig:
 
 
 def run_stage(stage: str, records: dict, args: argparse.Namespace, cfg, data: DataConfig, d: Dist) -> dict:
-    out, common = Path(args.out), dict(work=args.work, resume=args.resume)
+    out, common = Path(args.out), dict(work=Path(args.work) / args.data, resume=args.resume)  # apart from emoji state
     if stage == "word2vec":
         result = train_word2vec_external(records, out, cfg, args.wordnet) if d.main else {}
         barrier(d)  # the other ranks wait for the word vectors
