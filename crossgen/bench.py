@@ -1,0 +1,210 @@
+"""`python -m crossgen.bench`: latency, throughput and memory of both directions, against the floor and the naive path.
+
+In one run: text -> image for n = 1, 4, 16; image -> text greedy, beam 3, beam 5; the floor (a bare
+torchvision ResNet18 forward at the feature size, 64 px); the naive path (every model loaded from disk
+on every call); cold start of `python app.py`; 16 gradio_client clients against the app on loopback,
+one at a time / concurrent / concurrent + micro-batching. Prints a table and writes JSON (--out).
+
+    python -m crossgen.bench                       # full run on checkpoints/, writes assets/bench.json
+    python -m crossgen.bench --quick --checkpoints /tmp/ckpt --out /tmp/bench.json
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import bench_server
+from .captioner import Captioner, CaptionerConfig, Vocab
+from .checkpoint import load_model
+from .image_features import FeatureConfig, ImageFeatures
+from .pipeline import WORD_VECTORS, Pipeline, default_checkpoints
+from .preprocess import load_image, resize, to_pil, to_tensor
+from .text_encoder import TextEncoder
+from .vae import CVAE, CVAEConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "assets" / "bench.json"
+EXAMPLE = ROOT / "assets" / "examples" / "twemoji_red_apple.png"
+PROMPT = bench_server.PROMPT
+TARGETS = {"image_to_text_beam3_vs_floor": 1.5, "text_to_image_n4_p50_ms": 20.0, "speedup_vs_naive": 50.0,
+           "cold_start_s": 8.0, "server_peak_rss_mb": 1536.0, "batching_throughput_gain": 3.0}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(fn: Callable[[], object], iters: int, warmup: int = 2, items: int = 1) -> dict:
+    """p50/p95 latency (ms) of fn() over `iters` calls after `warmup`, throughput in items/s."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return {"iters": iters, "p50_ms": 1000 * statistics.median(times),
+            "p95_ms": 1000 * times[min(len(times) - 1, int(0.95 * len(times)))],
+            "throughput": items * len(times) / sum(times), "peak_rss_mb": peak_rss_mb()}
+
+
+# ---------------------------------------------------------------------------- the naive path
+
+def naive_text_to_image(directory: Path, prompt: str, n: int, seed: int = 1) -> list:
+    """The seed article's way: load the word vectors and the VAE from disk, then draw."""
+    encoder = TextEncoder.load(directory / WORD_VECTORS)
+    vae, _ = load_model(directory, "vae", CVAE, CVAEConfig)
+    x = vae.sample(torch.from_numpy(encoder.encode(prompt).vector), n=n, generator=torch.Generator().manual_seed(seed))
+    return to_pil(x)
+
+
+def naive_image_to_text(directory: Path, image: Path, beam: int) -> list[str]:
+    """The seed article's way: load ResNet18 and the LSTM from disk, then caption."""
+    features, _ = load_model(directory, "features", ImageFeatures, FeatureConfig)
+    captioner, meta = load_model(directory, "captioner", Captioner, CaptionerConfig)
+    vocab = Vocab(meta["vocab"])
+    x = to_tensor(resize(load_image(image), features.config.image_size))
+    hyps = captioner.generate(features.embed(x), beam=beam, max_len=20, n_best=beam)[0]  # the app's settings
+    return [vocab.decode(h.tokens) for h in hyps]
+
+
+def bare_resnet18(size: int) -> Callable[[], object]:
+    """The floor: torchvision's ResNet18 forward on one (1, 3, size, size) image, nothing else."""
+    from torchvision.models import resnet18
+
+    model, x = resnet18(weights=None).eval(), torch.rand(1, 3, size, size)
+
+    def forward():
+        with torch.inference_mode():
+            return model(x)
+    return forward
+
+
+# ---------------------------------------------------------------------------- the run
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    busy = subprocess.run(["pgrep", "-f", "crossgen.(train|evaluate)"], capture_output=True, text=True).stdout.split()
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0],
+            "training_running": bool([p for p in busy if int(p) != os.getpid()])}
+
+
+def latency_rows(directory: Path, iters: int, naive_iters: int, device: str) -> list[dict]:
+    """Pipeline rows, the floor and the naive path, measured in this process one after another."""
+    pipe = Pipeline.from_checkpoints(directory, device)
+    size = pipe.features.config.image_size
+    rows = [{"name": f"floor: bare ResNet18 forward {size}px", "key": "floor", "unit": "images/s",
+             **measure(bare_resnet18(size), iters)}]
+    for n in (1, 4, 16):
+        rows.append({"name": f"text→image n={n}", "key": f"text_to_image_n{n}", "unit": "images/s",
+                     **measure(lambda: pipe.generate(PROMPT, n=n, seed=1), iters, items=n)})
+    for beam, label in ((1, "greedy"), (3, "beam 3"), (5, "beam 5")):
+        rows.append({"name": f"image→text {label}", "key": f"image_to_text_beam{beam}", "unit": "images/s",
+                     **measure(lambda: pipe.image_to_text(EXAMPLE, beam=beam, n_best=beam), iters)})
+    rows.append({"name": "naive text→image n=4 (load per call)", "key": "naive_text_to_image_n4", "unit": "images/s",
+                 **measure(lambda: naive_text_to_image(directory, PROMPT, 4), naive_iters, warmup=1, items=4)})
+    rows.append({"name": "naive image→text beam 3 (load per call)", "key": "naive_image_to_text_beam3",
+                 "unit": "images/s", **measure(lambda: naive_image_to_text(directory, EXAMPLE, 3), naive_iters, warmup=1)})
+    return rows
+
+
+def targets(rows: dict, cold: dict | None, conc: dict | None) -> list[dict]:
+    """Each target of issue 5 with the measured value and whether it is met."""
+    out = [("image→text beam 3 p50 / floor p50", rows["image_to_text_beam3"]["p50_ms"] / rows["floor"]["p50_ms"],
+            TARGETS["image_to_text_beam3_vs_floor"], "max"),
+           ("text→image n=4 p50 (ms)", rows["text_to_image_n4"]["p50_ms"], TARGETS["text_to_image_n4_p50_ms"], "max"),
+           ("image→text beam 3 speed-up over naive",
+            rows["naive_image_to_text_beam3"]["p50_ms"] / rows["image_to_text_beam3"]["p50_ms"], TARGETS["speedup_vs_naive"], "min"),
+           ("text→image n=4 speed-up over naive",
+            rows["naive_text_to_image_n4"]["p50_ms"] / rows["text_to_image_n4"]["p50_ms"], TARGETS["speedup_vs_naive"], "min")]
+    if cold:
+        out.append(("cold start to first answer, slower endpoint (s)", max(cold["text_to_image_s"], cold["image_to_text_s"]),
+                    TARGETS["cold_start_s"], "max"))
+    if conc:
+        rss = [m["server_peak_rss_mb"] for m in conc.values() if m.get("server_peak_rss_mb")]
+        if rss:
+            out.append(("server peak RSS (MB)", max(rss), TARGETS["server_peak_rss_mb"], "max"))
+        for ep in ("image_to_text", "text_to_image"):
+            gain = conc["concurrent + batching"][ep]["throughput_rps"] / conc["one at a time"][ep]["throughput_rps"]
+            out.append((f"{ep.replace('_to_', '→')} throughput, batching / one at a time", gain,
+                        TARGETS["batching_throughput_gain"], "min"))
+    return [{"target": name, "value": round(v, 3), "limit": lim, "met": bool(v <= lim if kind == "max" else v >= lim)}
+            for name, v, lim, kind in out]
+
+
+def table(result: dict) -> str:
+    """The report as Markdown tables."""
+    lines = ["| | p50 ms | p95 ms | throughput | peak RSS MB |", "| --- | ---: | ---: | ---: | ---: |"]
+    for r in result["latency"]:
+        lines.append(f"| {r['name']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['throughput']:.1f} {r['unit']} | {r['peak_rss_mb']:.0f} |")
+    for mode, m in (result.get("concurrency") or {}).items():
+        for ep in ("image_to_text", "text_to_image"):
+            c = m[ep]
+            lines.append(f"| server, {c['clients']} clients, {mode}: {ep.replace('_to_', '→')}{' n=4' if ep == 'text_to_image' else ' beam 3'} "
+                         f"| {c['p50_ms']:.1f} | {c['p95_ms']:.1f} | {c['throughput_rps']:.1f} requests/s | {m['server_peak_rss_mb'] or 0:.0f} |")
+    cold = result.get("cold_start")
+    if cold:
+        lines += ["", f"Cold start (`python app.py`): answering after {cold['ready_s']:.1f} s, first text→image answer "
+                  f"{cold['text_to_image_s']:.1f} s, first image→text answer {cold['image_to_text_s']:.1f} s after process start."]
+    lines += ["", "| target | measured | limit | met |", "| --- | ---: | ---: | --- |"]
+    lines += [f"| {t['target']} | {t['value']:.2f} | {t['limit']:g} | {'yes' if t['met'] else 'no'} |" for t in result["targets"]]
+    return "\n".join(lines)
+
+
+def run(directory: Path, quick: bool = False, server: bool = True, clients: int = 16, device: str = "cpu") -> dict:
+    iters, naive_iters, requests = (5, 1, 1) if quick else (100, 5, 8)
+    result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "checkpoints": str(directory),
+              "quick": quick, "machine": machine(), "device": device}
+    rows = latency_rows(directory, iters, naive_iters, device)
+    result["latency"] = rows
+    cold = conc = None
+    if server:
+        modes = bench_server.MODES
+        if quick:  # the two ends only
+            modes = {k: v for k, v in modes.items() if k != "concurrent, no batching"}
+        conc, cold = bench_server.concurrency(directory, EXAMPLE, clients=clients, requests=requests, modes=modes)
+    result["cold_start"], result["concurrency"] = cold, conc
+    result["targets"] = targets({r["key"]: r for r in rows}, cold, conc)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m crossgen.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoints", type=Path, default=None, help="checkpoint folder (default: CROSSGEN_CHECKPOINTS or checkpoints/)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON report (default: {DEFAULT_OUT.relative_to(ROOT)})")
+    ap.add_argument("--quick", "--tiny", action="store_true", help="a few iterations and 4 clients: a smoke test, not figures")
+    ap.add_argument("--no-server", action="store_true", help="skip cold start and the concurrent clients")
+    ap.add_argument("--clients", type=int, default=None, help="concurrent clients (default 16, 4 with --quick)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads in this process and the app (default: torch's)")
+    ap.add_argument("--device", default="cpu", help="device of the in-process rows (default cpu)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the app subprocesses
+    directory = args.checkpoints or default_checkpoints()
+    clients = args.clients or (4 if args.quick else 16)
+    result = run(directory, quick=args.quick, server=not args.no_server, clients=clients, device=args.device)
+    print(table(result))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
