@@ -140,6 +140,9 @@ def prompt_words(prompt: str | None):
     return spaced, analysis.suggestions
 
 
+SUGGESTION_FIELDS = [gr.Textbox(render=False), gr.Textbox(render=False)]  # (unknown word, suggestion)
+
+
 def suggestion_pairs(suggestions: dict | None) -> list[list[str]]:
     return [[word, s] for word, options in (suggestions or {}).items() for s in options]
 
@@ -147,7 +150,7 @@ def suggestion_pairs(suggestions: dict | None) -> list[list[str]]:
 def suggestion_buttons(suggestions: dict | None):
     """One clickable sample per (unknown word, suggestion), shown as "word → suggestion"."""
     samples = suggestion_pairs(suggestions)
-    return gr.Dataset(samples=samples, components=["textbox", "textbox"], visible=bool(samples),
+    return gr.Dataset(samples=samples, components=SUGGESTION_FIELDS, visible=bool(samples),
                       sample_labels=[f"{w} → {s}" for w, s in samples])
 
 
@@ -221,14 +224,14 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                 word_marks = gr.HighlightedText(label="Words the model knows", color_map=WORD_COLORS, show_legend=True,
                                                 show_inline_category=False)
                 suggestions = gr.JSON(visible=False)
-                suggestion_set = gr.Dataset(label="Did you mean… (click to replace the word)", components=["textbox", "textbox"],
+                suggestion_set = gr.Dataset(label="Did you mean… (click to replace the word)", components=SUGGESTION_FIELDS,
                                             samples=[], type="index", visible=False)
                 with gr.Row():
                     n_images = gr.Slider(1, 16, value=4, step=1, label="Number of images")
                     seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
                     temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature")
                 draw = gr.Button("Draw", variant="primary")
-                gr.Examples(EXAMPLE_PROMPTS, inputs=prompt)
+                gr.Examples(EXAMPLE_PROMPTS, inputs=prompt, examples_per_page=len(EXAMPLE_PROMPTS))
             with gr.Column():
                 gallery = gr.Gallery(label="Generated images", columns=4, height="auto", object_fit="contain", format="png",
                                      interactive=False)
@@ -245,7 +248,7 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                 end_words = gr.Textbox(label="End words", value="green apple", max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
                 frames = gr.Slider(2, 16, value=8, step=1, label="Frames (k)")
             interpolate_btn = gr.Button("Interpolate")
-            strip = gr.Gallery(label="Interpolation strip", columns=8, height="auto", object_fit="contain", format="png",
+            strip = gr.Gallery(label="Interpolation strip", columns=8, height=240, object_fit="contain", format="png",
                                interactive=False)
             with gr.Row():
                 strip_gif = gr.File(label="Animated GIF", interactive=False)
