@@ -1,0 +1,103 @@
+"""The two user journeys in a real browser (Debian's Chromium driven by Playwright) against `python app.py`
+on localhost with tiny random checkpoints: type a prompt and see images; upload an image and see a caption;
+a bad input shows the app's message and the next good one works.
+
+Without Chromium these tests skip with the reason, except in CI (`CI=true`), where they fail.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+import browser
+from bad_inputs import CASES, NO_WORDS
+from browser import ROOT, AppServer, UIError, caption, chromium_page, draw
+from conftest import SENTENCES
+
+EXAMPLES = ROOT / "assets" / "examples"
+TINY_VOCAB = {w for s in SENTENCES for w in s}  # every word the tiny captioner can say
+
+
+def require_chromium() -> None:
+    """Skip (outside CI) or fail (in CI, `CI=true`) when the browser cannot run here."""
+    reason = browser.chromium_missing_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"browser tests cannot run in CI: {reason}")
+    pytest.skip(f"browser tests skipped: {reason}")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoints, tmp_path_factory):
+    require_chromium()
+    with AppServer(tiny_checkpoints, tmp_path_factory.mktemp("browser_server")) as srv:
+        yield srv
+
+
+@pytest.fixture
+def page(server, tmp_path):
+    """A fresh browser (new profile) on the app's page."""
+    with chromium_page(tmp_path / "profile") as pg:
+        pg.goto(server.url)
+        yield pg
+    assert server.alive(), f"the server died:\n{server.log()[-3000:]}"
+
+
+def assert_gallery(images: list[tuple[str, int, int]], server: AppServer) -> None:
+    assert images, "no images in the gallery"
+    for src, width, height in images:
+        assert src.startswith(server.url), f"image not served by the app: {src}"
+        assert width > 0 and width == height, f"{src} did not load as a square picture ({width}x{height})"
+    assert len({src for src, _, _ in images}) == len(images), "the same image shown twice"
+
+
+def test_type_prompt_click_draw_see_images(page, server):
+    images = draw(page, "red apple")
+    assert_gallery(images, server)
+    again = draw(page, "dog face")
+    assert_gallery(again, server)
+    assert not {s for s, _, _ in images} & {s for s, _, _ in again}, "the gallery was not replaced"
+
+
+@pytest.mark.parametrize("name", ["twemoji_dog.png", "twemoji_pizza.png"])
+def test_upload_image_click_caption_see_text(page, name):
+    text = caption(page, EXAMPLES / name)
+    words = text.split()
+    assert words, f"empty caption for {name}"
+    assert set(words) <= TINY_VOCAB, f"{text!r} is not something the captioner can say"
+
+
+def test_switch_tabs_and_back(page, server):
+    """Both journeys on one page: the drawn images are still there after captioning."""
+    images = draw(page, "red heart")
+    assert caption(page, EXAMPLES / "twemoji_red_heart.png")
+    page.get_by_role("tab", name="Text → Image", exact=True).click()
+    thumbs = page.get_by_role("button", name=re.compile(r"^Thumbnail \d+ of \d+$"))
+    assert thumbs.count() == len(images)
+
+
+def test_bad_input_shows_message_then_good_input_works(page, server, tmp_path):
+    with pytest.raises(UIError, match=NO_WORDS):
+        draw(page, "   ")
+    assert_gallery(draw(page, "pizza"), server)
+    with pytest.raises(UIError, match=r"Invalid file type"):  # refused by the page before any upload
+        caption(page, ROOT / "README.md")
+    damaged = next(c for c in CASES if c.id == "truncated-png")
+    path = tmp_path / "damaged.png"
+    path.write_bytes(damaged.payload())
+    with pytest.raises(UIError, match=damaged.api_message or damaged.message):  # refused by app.py
+        caption(page, path)
+    assert caption(page, EXAMPLES / "twemoji_thumbs_up.png")
+
+
+def test_missing_chromium_skips_outside_ci_and_fails_in_ci(monkeypatch, tmp_path):
+    monkeypatch.setattr(browser, "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"Chromium not found at .*no-chromium"):
+        require_chromium()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"cannot run in CI: Chromium not found"):
+        require_chromium()
