@@ -153,9 +153,11 @@ def table(result: dict) -> str:
     for r in result["latency"]:
         lines.append(f"| {r['name']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['throughput']:.1f} {r['unit']} | {r['peak_rss_mb']:.0f} |")
     for mode, m in (result.get("concurrency") or {}).items():
-        for ep in ("image_to_text", "text_to_image"):
-            c = m[ep]
-            lines.append(f"| server, {c['clients']} clients, {mode}: {ep.replace('_to_', '→')}{' n=4' if ep == 'text_to_image' else ' beam 3'} "
+        runs = [(f"{m[ep]['clients']} clients, {mode}", ep, m[ep]) for ep in ("image_to_text", "text_to_image")]
+        runs = [("1 client, sequential", ep, m["one client"][ep]) for ep in ("image_to_text", "text_to_image")
+                if "one client" in m] + runs
+        for label, ep, c in runs:
+            lines.append(f"| app, {label}: {ep.replace('_to_', '→')}{' n=4' if ep == 'text_to_image' else ' beam 3'} "
                          f"| {c['p50_ms']:.1f} | {c['p95_ms']:.1f} | {c['throughput_rps']:.1f} requests/s | {m['server_peak_rss_mb'] or 0:.0f} |")
     cold = result.get("cold_start")
     if cold:

@@ -166,9 +166,13 @@ def concurrency(checkpoints: Path, image: Path, clients: int = 16, requests: int
     out, cold = {}, {}
     for name, mode in modes.items():
         with app_server(checkpoints, threads=threads, **mode) as server:
+            single = {}
             if mode == MODES["concurrent + batching"]:
                 cold = first_answers(server, image)
-            out[name] = {**mode,
+                # one client, one request after another: what a request costs in the app beside the models
+                single = {"one client": {"image_to_text": load_test(server, lambda c: call_image_to_text(c, image), 1, requests),
+                                         "text_to_image": load_test(server, call_text_to_image, 1, requests)}}
+            out[name] = {**mode, **single,
                          "image_to_text": load_test(server, lambda c: call_image_to_text(c, image), clients, requests),
                          "text_to_image": load_test(server, call_text_to_image, clients, requests),
                          "server_peak_rss_mb": server.peak_rss_mb()}

@@ -25,6 +25,8 @@ def test_quick_bench_writes_report(tiny_checkpoints, tmp_path, capsys):
     for mode in report["concurrency"].values():
         for ep in ("image_to_text", "text_to_image"):
             assert mode[ep]["requests"] == 3 and mode[ep]["throughput_rps"] > 0
+    assert report["concurrency"]["concurrent + batching"]["one client"]["image_to_text"]["requests"] == 1
+    assert "1 client, sequential" in printed
     assert len(report["targets"]) == 8 and all(isinstance(t["met"], bool) for t in report["targets"])
 
 
