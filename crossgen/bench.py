@@ -159,6 +159,12 @@ def table(result: dict) -> str:
         for label, ep, c in runs:
             lines.append(f"| app, {label}: {ep.replace('_to_', '→')}{' n=4' if ep == 'text_to_image' else ' beam 3'} "
                          f"| {c['p50_ms']:.1f} | {c['p95_ms']:.1f} | {c['throughput_rps']:.1f} requests/s | {m['server_peak_rss_mb'] or 0:.0f} |")
+    conc = result.get("concurrency") or {}
+    if conc:
+        lines += ["", "| CPU per request (app / clients, ms) | image→text | text→image |", "| --- | ---: | ---: |"]
+        fmt = lambda c: f"{c['server_cpu_ms_per_request'] or 0:.0f} / {c['client_cpu_ms_per_request']:.0f}"  # noqa: E731
+        for mode, m in conc.items():
+            lines.append(f"| {mode} | {fmt(m['image_to_text'])} | {fmt(m['text_to_image'])} |")
     cold = result.get("cold_start")
     if cold:
         lines += ["", f"Cold start (`python app.py`): answering after {cold['ready_s']:.1f} s, first text→image answer "

@@ -42,6 +42,15 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far; None where /proc is not available."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 @dataclass
 class Server:
     url: str
@@ -140,15 +149,20 @@ def load_test(server: Server, call: Callable, clients: int, requests: int) -> di
     for t in threads:
         t.start()
     barrier.wait()
-    start = time.perf_counter()
+    start, server_cpu, own_cpu = time.perf_counter(), cpu_seconds(server.process.pid), sum(os.times()[:2])
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
+    server_cpu_after, own_cpu = cpu_seconds(server.process.pid), sum(os.times()[:2]) - own_cpu
     if errors:
         raise RuntimeError(f"{len(errors)} of {clients * requests} requests failed: {errors[0]!r}")
     latencies.sort()
     return {"clients": clients, "requests": clients * requests, "wall_s": wall,
             "throughput_rps": clients * requests / wall,
+            # CPU per request: the app's, and the clients' (this process), which share the machine
+            "server_cpu_ms_per_request": None if server_cpu is None or server_cpu_after is None
+            else 1000 * (server_cpu_after - server_cpu) / (clients * requests),
+            "client_cpu_ms_per_request": 1000 * own_cpu / (clients * requests),
             "p50_ms": 1000 * statistics.median(latencies),
             "p95_ms": 1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]}
 
