@@ -60,7 +60,8 @@ class Server:
 
     def client(self):
         from gradio_client import Client
-        return Client(self.url, verbose=False)
+        # the generated images are not downloaded: on a small machine the clients share the CPU with the app
+        return Client(self.url, verbose=False, analytics_enabled=False, download_files=False)
 
     def peak_rss_mb(self) -> float | None:
         return peak_rss_mb(self.process.pid)
