@@ -159,7 +159,7 @@ class BatchedModels:
         cond = vae.condition(vectors).repeat_interleave(torch.tensor(counts, device=device), dim=0)
         z = torch.cat([torch.randn(r.n, vae.config.latent_dim, generator=r.generator, device=r.generator.device)
                        * r.temperature for r in reqs]).to(device)
-        return list(torch.sigmoid(vae.decode(z, cond)).split(counts))
+        return list(torch.sigmoid(vae.decode(vae.from_noise(z, cond), cond)).split(counts))
 
     def backbone(self) -> nn.Module:
         """The folded channels-last ResNet18, built on first use."""

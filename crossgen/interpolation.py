@@ -60,7 +60,7 @@ def decode_path(vae: CVAE, start: np.ndarray, end: np.ndarray, k: int, seed: int
     text = slerp(torch.from_numpy(start).float(), torch.from_numpy(end).float(), t)  # (k, D)
     device = next(vae.parameters()).device
     cond = vae.condition(text.to(device))
-    return torch.sigmoid(vae.decode(z.to(device), cond))
+    return torch.sigmoid(vae.decode(vae.from_noise(z.to(device), cond), cond))
 
 
 def write_gif(images: list[Image.Image], path: str | Path, size: int | None = None, frame_ms: int = 300,

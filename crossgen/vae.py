@@ -1,7 +1,9 @@
 """Conditional VAE on 64x64 RGB: encoder q(z | image, text), decoder p(image | z, text).
 
 The text vector (a Word2Vec sentence vector) goes through a small MLP; the decoder gets it at every
-scale through FiLM, so the prompt steers the whole image and z carries the drawing style.
+scale through FiLM, so the prompt steers the whole image and z carries the drawing style. With
+`prior="learned"` the prior is p(z | text) too (a Gaussian from an MLP of the text condition), so a
+sample starts in the region of latent space where that prompt's images live, not anywhere in N(0, I).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class CVAEConfig:
     latent_dim: int = 32
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     beta: float = 1.0
+    prior: str = "standard"  # "standard": p(z) = N(0, I); "learned": p(z | text) = N(mu(text), sigma(text)^2)
 
     @property
     def bottom(self) -> int:  # spatial size after the encoder's stride-2 convolutions
@@ -32,6 +35,8 @@ class VAEOutput(NamedTuple):
     logits: torch.Tensor  # (B, 3, H, W) decoder logits; sigmoid gives the image
     mu: torch.Tensor  # (B, Z)
     logvar: torch.Tensor  # (B, Z)
+    prior_mu: torch.Tensor | None = None  # (B, Z) with a learned prior
+    prior_logvar: torch.Tensor | None = None  # (B, Z)
 
 
 class VAELoss(NamedTuple):
@@ -90,6 +95,10 @@ class CVAE(nn.Module):
         rev = ch[::-1]
         self.decoder = nn.ModuleList([FiLMUp(c_in, c_out, zc) for c_in, c_out in zip(rev, rev[1:] + [rev[-1]])])
         self.to_rgb = nn.Conv2d(rev[-1], config.in_channels, 3, padding=1)
+        if config.prior not in ("standard", "learned"):
+            raise ValueError(f"CVAEConfig.prior must be 'standard' or 'learned', not {config.prior!r}")
+        self.prior_net = nn.Sequential(nn.Linear(config.cond_dim, config.cond_dim), nn.SiLU(),
+                                       nn.Linear(config.cond_dim, 2 * z)) if config.prior == "learned" else None
 
     def condition(self, text_vec: torch.Tensor) -> torch.Tensor:
         return self.text_mlp(text_vec)  # (B, C)
@@ -98,6 +107,18 @@ class CVAE(nn.Module):
         h = self.encoder(image * 2 - 1).flatten(1)  # (B, ch[-1]*b*b)
         mu, logvar = self.to_stats(torch.cat([h, cond], dim=1)).chunk(2, dim=1)  # (B, Z) each
         return mu, logvar.clamp(-12, 8)
+
+    def prior(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(B, C) -> mean and log-variance of p(z | text), each (B, Z); None for the standard prior."""
+        if self.prior_net is None:
+            return None
+        mu, logvar = self.prior_net(cond).chunk(2, dim=1)
+        return mu, logvar.clamp(-12, 8)
+
+    def from_noise(self, eps: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Standard-normal noise (B, Z) -> a draw from the prior p(z | text) (the noise itself for N(0, I))."""
+        prior = self.prior(cond)
+        return eps if prior is None else prior[0] + eps * torch.exp(0.5 * prior[1])
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """(B, Z), (B, C) -> (B, 3, H, W) logits."""
@@ -114,12 +135,17 @@ class CVAE(nn.Module):
         mu, logvar = self.encode(image, cond)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
-        return VAEOutput(self.decode(z, cond), mu, logvar)
+        prior = self.prior(cond) or (None, None)
+        return VAEOutput(self.decode(z, cond), mu, logvar, *prior)
 
     def loss(self, out: VAEOutput, image: torch.Tensor) -> VAELoss:
-        """Per-image BCE summed over pixels + beta * KL(q(z|x,t) || N(0, I)), averaged over the batch."""
+        """Per-image BCE summed over pixels + beta * KL(q(z|x,t) || p(z|t)), averaged over the batch."""
         recon = F.binary_cross_entropy_with_logits(out.logits, image, reduction="sum") / len(image)
-        kl = -0.5 * torch.sum(1 + out.logvar - out.mu.pow(2) - out.logvar.exp()) / len(image)
+        if out.prior_mu is None:  # p(z) = N(0, I)
+            kl = -0.5 * torch.sum(1 + out.logvar - out.mu.pow(2) - out.logvar.exp()) / len(image)
+        else:  # KL between two diagonal Gaussians
+            kl = 0.5 * torch.sum(out.prior_logvar - out.logvar - 1
+                                 + (out.logvar.exp() + (out.mu - out.prior_mu).pow(2)) / out.prior_logvar.exp()) / len(image)
         return VAELoss(recon + self.config.beta * kl, recon, kl)
 
     @torch.inference_mode()
@@ -135,7 +161,7 @@ class CVAE(nn.Module):
         cond = self.condition(text_vec).repeat_interleave(n, dim=0)  # (B*n, C)
         gen_device = generator.device if generator is not None else "cpu"
         z = torch.randn(len(cond), self.config.latent_dim, generator=generator, device=gen_device)
-        z = (z * temperature).to(device)
+        z = self.from_noise((z * temperature).to(device), cond)
         return torch.sigmoid(self.decode(z, cond))
 
     @torch.inference_mode()

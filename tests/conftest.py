@@ -22,9 +22,9 @@ def tiny_encoder() -> TextEncoder:
     return TextEncoder.train(SENTENCES, Word2VecConfig(vector_size=16, epochs=5, workers=1, seed=0))
 
 
-def tiny_vae(text_dim: int = 16) -> CVAE:
+def tiny_vae(text_dim: int = 16, prior: str = "learned") -> CVAE:
     torch.manual_seed(0)
-    return CVAE(CVAEConfig(text_dim=text_dim, cond_dim=16, latent_dim=4, channels=[8, 8, 16, 16])).eval()
+    return CVAE(CVAEConfig(text_dim=text_dim, cond_dim=16, latent_dim=4, channels=[8, 8, 16, 16], prior=prior)).eval()
 
 
 def tiny_captioner(vocab_size: int) -> Captioner:

@@ -37,6 +37,30 @@ def test_vae_text_changes_image():
     assert not torch.allclose(vae.sample(torch.ones(16), generator=g()), vae.sample(-torch.ones(16), generator=g()))
 
 
+def test_vae_learned_prior_kl_and_sampling():
+    vae = tiny_vae(prior="learned")
+    x, t = torch.rand(3, 3, 64, 64), torch.randn(3, 16)
+    out = vae(x, t)
+    assert out.prior_mu.shape == (3, 4) and out.prior_logvar.shape == (3, 4)
+    # KL(q || p) is zero when q equals the prior and positive otherwise
+    same = out._replace(mu=out.prior_mu, logvar=out.prior_logvar)
+    assert abs(vae.loss(same, x).kl.item()) < 1e-5 and vae.loss(out, x).kl.item() > 0
+    # temperature 0 decodes the prior mean of the text, not z = 0
+    cond = vae.condition(t[:1])
+    mean = torch.sigmoid(vae.decode(vae.prior(cond)[0], cond))
+    assert torch.allclose(vae.sample(t[:1], n=2, temperature=0.0)[0], mean[0], atol=1e-6)
+    assert not torch.allclose(mean, torch.sigmoid(vae.decode(torch.zeros(1, 4), cond)))
+
+
+def test_vae_standard_prior_kl_matches_closed_form():
+    vae = tiny_vae(prior="standard")
+    x, t = torch.rand(2, 3, 64, 64), torch.randn(2, 16)
+    out = vae(x, t)
+    assert out.prior_mu is None and vae.prior(vae.condition(t)) is None
+    kl = -0.5 * torch.sum(1 + out.logvar - out.mu.pow(2) - out.logvar.exp()) / 2
+    assert torch.allclose(vae.loss(out, x).kl, kl)
+
+
 def test_features_shapes_and_heads():
     m = ImageFeatures(FeatureConfig(num_classes=7, num_words=5)).eval()
     out = m(torch.rand(2, 3, 64, 64))

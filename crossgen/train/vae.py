@@ -22,8 +22,9 @@ class VAETrainConfig:
     epochs: int = 16
     batch_size: int = 64
     lr: float = 1e-3
-    latent_dim: int = 32
+    latent_dim: int = 16
     beta: float = 1.0
+    prior: str = "learned"  # p(z | text): samples start where the prompt's images live (see crossgen.vae)
     kl_warmup: int = 3  # epochs over which beta ramps up from 0
     seed: int = 0
 
@@ -66,7 +67,7 @@ def train_vae(data: str | Path, out: str | Path, device: torch.device, cfg: VAET
     encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
     train, val = load_split(data, "train", limit=limit), load_split(data, "val", limit=limit)
     train_vecs, val_vecs = CaptionVectors(train.records, encoder), CaptionVectors(val.records, encoder)
-    model = CVAE(CVAEConfig(text_dim=encoder.dim, latent_dim=cfg.latent_dim, beta=cfg.beta)).to(device)
+    model = CVAE(CVAEConfig(text_dim=encoder.dim, latent_dim=cfg.latent_dim, beta=cfg.beta, prior=cfg.prior)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     steps = cfg.epochs * ((len(train) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
