@@ -25,6 +25,7 @@ class CVAEConfig:
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     beta: float = 1.0
     prior: str = "standard"  # "standard": p(z) = N(0, I); "learned": p(z | text) = N(mu(text), sigma(text)^2)
+    prior_recon: float = 0.0  # learned prior: weight of the BCE of the image decoded at the prior mean (text alone)
 
     @property
     def bottom(self) -> int:  # spatial size after the encoder's stride-2 convolutions
@@ -37,12 +38,14 @@ class VAEOutput(NamedTuple):
     logvar: torch.Tensor  # (B, Z)
     prior_mu: torch.Tensor | None = None  # (B, Z) with a learned prior
     prior_logvar: torch.Tensor | None = None  # (B, Z)
+    prior_logits: torch.Tensor | None = None  # (B, 3, H, W) decoded at the prior mean, when prior_recon > 0
 
 
 class VAELoss(NamedTuple):
     loss: torch.Tensor
     recon: torch.Tensor
     kl: torch.Tensor
+    prior_recon: torch.Tensor | None = None
 
 
 # helpers
@@ -135,18 +138,27 @@ class CVAE(nn.Module):
         mu, logvar = self.encode(image, cond)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
-        prior = self.prior(cond) or (None, None)
-        return VAEOutput(self.decode(z, cond), mu, logvar, *prior)
+        prior = self.prior(cond)
+        if prior is None:
+            return VAEOutput(self.decode(z, cond), mu, logvar)
+        # the text alone, through the prior mean, must draw the image too: it keeps the prompt in charge
+        prior_logits = self.decode(prior[0], cond) if self.config.prior_recon > 0 else None
+        return VAEOutput(self.decode(z, cond), mu, logvar, *prior, prior_logits)
 
     def loss(self, out: VAEOutput, image: torch.Tensor) -> VAELoss:
-        """Per-image BCE summed over pixels + beta * KL(q(z|x,t) || p(z|t)), averaged over the batch."""
+        """Per-image BCE summed over pixels + beta * KL(q(z|x,t) || p(z|t)) (+ prior_recon * BCE of the
+        prior-mean image), averaged over the batch."""
         recon = F.binary_cross_entropy_with_logits(out.logits, image, reduction="sum") / len(image)
         if out.prior_mu is None:  # p(z) = N(0, I)
             kl = -0.5 * torch.sum(1 + out.logvar - out.mu.pow(2) - out.logvar.exp()) / len(image)
         else:  # KL between two diagonal Gaussians
             kl = 0.5 * torch.sum(out.prior_logvar - out.logvar - 1
                                  + (out.logvar.exp() + (out.mu - out.prior_mu).pow(2)) / out.prior_logvar.exp()) / len(image)
-        return VAELoss(recon + self.config.beta * kl, recon, kl)
+        loss = recon + self.config.beta * kl
+        if out.prior_logits is None:
+            return VAELoss(loss, recon, kl)
+        prior_recon = F.binary_cross_entropy_with_logits(out.prior_logits, image, reduction="sum") / len(image)
+        return VAELoss(loss + self.config.prior_recon * prior_recon, recon, kl, prior_recon)
 
     @torch.inference_mode()
     def sample(self, text_vec: torch.Tensor, n: int = 1, temperature: float = 1.0,

@@ -141,3 +141,17 @@ def test_augment_keeps_shape_range_and_varies():
     assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1 and not torch.equal(a, b)
     white = torch.ones(2, 3, 64, 64)
     assert augment(white, torch.Generator().manual_seed(0)).mean() > 0.95  # borders fill with white
+
+
+def test_vae_prior_recon_term():
+    """With prior_recon > 0 the loss adds the BCE of the image decoded at the prior mean (text alone)."""
+    vae = tiny_vae(prior="learned")
+    vae.config.prior_recon = 0.5
+    x, t = torch.rand(2, 3, 64, 64), torch.randn(2, 16)
+    out = vae(x, t, generator=torch.Generator().manual_seed(0))
+    assert out.prior_logits.shape == x.shape
+    cond = vae.condition(t)
+    assert torch.allclose(out.prior_logits, vae.decode(vae.prior(cond)[0], cond), atol=1e-6)
+    l = vae.loss(out, x)
+    assert torch.allclose(l.loss, l.recon + vae.config.beta * l.kl + 0.5 * l.prior_recon)
+    assert tiny_vae(prior="learned")(x, t).prior_logits is None  # off by default

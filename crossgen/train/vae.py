@@ -19,12 +19,13 @@ from .loop import run_epochs, seed_everything
 
 @dataclass
 class VAETrainConfig:
-    epochs: int = 16
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 1e-3
     latent_dim: int = 16
     beta: float = 1.0
     prior: str = "learned"  # p(z | text): samples start where the prompt's images live (see crossgen.vae)
+    prior_recon: float = 1.0  # the prior mean alone must draw the image: without it the text was ignored
     kl_warmup: int = 3  # epochs over which beta ramps up from 0
     seed: int = 0
 
@@ -49,7 +50,7 @@ class CaptionVectors:
 
 @torch.inference_mode()
 def evaluate(model: CVAE, split: Split, vecs: CaptionVectors, device: torch.device, batch_size: int = 256) -> dict:
-    recon = kl = 0.0
+    recon = kl = prior_recon = 0.0
     g = torch.Generator(device.type).manual_seed(0)
     for i in range(0, len(split), batch_size):
         idx = torch.arange(i, min(i + batch_size, len(split)))
@@ -57,8 +58,9 @@ def evaluate(model: CVAE, split: Split, vecs: CaptionVectors, device: torch.devi
         out = model(x, vecs.names(idx).to(device), generator=g)
         l = model.loss(out, x)
         recon, kl = recon + l.recon.item() * len(idx), kl + l.kl.item() * len(idx)
+        prior_recon += 0.0 if l.prior_recon is None else l.prior_recon.item() * len(idx)
     n = max(len(split), 1)
-    return {"val_loss": (recon + kl) / n, "val_recon": recon / n, "val_kl": kl / n}
+    return {"val_loss": (recon + kl) / n, "val_recon": recon / n, "val_kl": kl / n, "val_prior_recon": prior_recon / n}
 
 
 def train_vae(data: str | Path, out: str | Path, device: torch.device, cfg: VAETrainConfig, work: str | Path,
@@ -67,7 +69,8 @@ def train_vae(data: str | Path, out: str | Path, device: torch.device, cfg: VAET
     encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
     train, val = load_split(data, "train", limit=limit), load_split(data, "val", limit=limit)
     train_vecs, val_vecs = CaptionVectors(train.records, encoder), CaptionVectors(val.records, encoder)
-    model = CVAE(CVAEConfig(text_dim=encoder.dim, latent_dim=cfg.latent_dim, beta=cfg.beta, prior=cfg.prior)).to(device)
+    model = CVAE(CVAEConfig(text_dim=encoder.dim, latent_dim=cfg.latent_dim, beta=cfg.beta, prior=cfg.prior,
+                            prior_recon=cfg.prior_recon)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     steps = cfg.epochs * ((len(train) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
