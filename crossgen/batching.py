@@ -137,8 +137,9 @@ class BatchedModels:
         enabled = batching_enabled() if enabled is None else enabled
         self.samples = MicroBatcher(self._sample_batch, max_batch, enabled, "crossgen-text-to-image")
         self.captions = MicroBatcher(self._caption_batch, max_batch, enabled, "crossgen-image-to-text")
-        self._backbone: nn.Module | None = None
-        self._lock = threading.Lock()
+        # built now, not on first use: torch.fx tracing patches nn.Module.__call__ for the whole process, so
+        # tracing while another thread runs the VAE broke those requests (NameError under concurrent load)
+        self._backbone = fused_backbone(features)
 
     def sample(self, vector: np.ndarray, n: int, temperature: float, generator: torch.Generator) -> torch.Tensor:
         """(n, 3, H, W) in [0, 1] for one sentence vector."""
@@ -156,17 +157,15 @@ class BatchedModels:
         device = next(vae.parameters()).device
         vectors = torch.from_numpy(np.stack([r.vector for r in reqs])).to(device, torch.float32)
         counts = [r.n for r in reqs]
-        cond = vae.condition(vectors).repeat_interleave(torch.tensor(counts, device=device), dim=0)
+        vectors = vectors.repeat_interleave(torch.tensor(counts, device=device), dim=0)  # (sum n, D)
+        cond = vae.condition(vectors)
         z = torch.cat([torch.randn(r.n, vae.config.latent_dim, generator=r.generator, device=r.generator.device)
                        * r.temperature for r in reqs]).to(device)
-        return list(torch.sigmoid(vae.decode(vae.from_noise(z, cond), cond)).split(counts))
+        return list(torch.sigmoid(vae.decode(vae.from_noise(z, cond, vectors), cond)).split(counts))
 
     def backbone(self) -> nn.Module:
-        """The folded channels-last ResNet18, built on first use."""
-        with self._lock:
-            if self._backbone is None:
-                self._backbone = fused_backbone(self.features)
-            return self._backbone
+        """The folded channels-last ResNet18 (built with the pipeline)."""
+        return self._backbone
 
     @torch.inference_mode()
     def embed(self, images: torch.Tensor) -> torch.Tensor:

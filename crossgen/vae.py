@@ -7,6 +7,7 @@ sample starts in the region of latent space where that prompt's images live, not
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -26,6 +27,9 @@ class CVAEConfig:
     beta: float = 1.0
     prior: str = "standard"  # "standard": p(z) = N(0, I); "learned": p(z | text) = N(mu(text), sigma(text)^2)
     prior_recon: float = 0.0  # learned prior: weight of the BCE of the image decoded at the prior mean (text alone)
+    exemplars: int = 0  # training images whose posterior means serve as the prior at sampling (0 = none)
+    exemplar_k: int = 4  # a prompt draws near one of its k nearest exemplars (cosine of text vectors)
+    exemplar_sd: float = 0.5  # spread of z around the chosen exemplar's posterior mean (times temperature)
 
     @property
     def bottom(self) -> int:  # spatial size after the encoder's stride-2 convolutions
@@ -102,6 +106,16 @@ class CVAE(nn.Module):
             raise ValueError(f"CVAEConfig.prior must be 'standard' or 'learned', not {config.prior!r}")
         self.prior_net = nn.Sequential(nn.Linear(config.cond_dim, config.cond_dim), nn.SiLU(),
                                        nn.Linear(config.cond_dim, 2 * z)) if config.prior == "learned" else None
+        if config.exemplars:  # filled by set_exemplars, or by load_state_dict from a checkpoint
+            self.set_exemplars(torch.zeros(config.exemplars, config.text_dim), torch.zeros(config.exemplars, z))
+
+    def set_exemplars(self, text_vec: torch.Tensor, z: torch.Tensor) -> None:
+        """Use training images as the prior when sampling (an exemplar prior, as in Exemplar VAE): their
+        text vectors (N, D) and posterior means (N, Z); saved with the weights."""
+        self.config.exemplars = len(text_vec)
+        device = next(self.parameters()).device
+        self.register_buffer("exemplar_text", F.normalize(text_vec.float(), dim=1).to(device))  # (N, D)
+        self.register_buffer("exemplar_z", z.float().to(device))  # (N, Z)
 
     def condition(self, text_vec: torch.Tensor) -> torch.Tensor:
         return self.text_mlp(text_vec)  # (B, C)
@@ -118,10 +132,23 @@ class CVAE(nn.Module):
         mu, logvar = self.prior_net(cond).chunk(2, dim=1)
         return mu, logvar.clamp(-12, 8)
 
-    def from_noise(self, eps: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Standard-normal noise (B, Z) -> a draw from the prior p(z | text) (the noise itself for N(0, I))."""
+    def from_noise(self, eps: torch.Tensor, cond: torch.Tensor, text_vec: torch.Tensor | None = None) -> torch.Tensor:
+        """Standard-normal noise (B, Z) -> a draw from the prior: near an exemplar of the text (B, D) when the
+        model has exemplars, else from p(z | text) (the noise itself for N(0, I))."""
+        if self.config.exemplars and text_vec is not None:
+            return self.exemplar_latent(eps, text_vec)
         prior = self.prior(cond)
         return eps if prior is None else prior[0] + eps * torch.exp(0.5 * prior[1])
+
+    def exemplar_latent(self, eps: torch.Tensor, text_vec: torch.Tensor) -> torch.Tensor:
+        """z = posterior mean of one of the text's k nearest exemplars + exemplar_sd * noise. The exemplar is
+        picked by the noise's first coordinate (through the normal CDF), so a seed still fixes the images."""
+        sims = F.normalize(text_vec.float(), dim=1) @ self.exemplar_text.T  # (B, N)
+        k = min(self.config.exemplar_k, len(self.exemplar_text))
+        near = sims.topk(k, dim=1).indices  # (B, k), nearest first
+        u = 0.5 * (1 + torch.erf(eps[:, 0] / math.sqrt(2)))  # (B,) uniform in (0, 1)
+        pick = near.gather(1, (u * k).long().clamp(0, k - 1)[:, None])[:, 0]  # (B,)
+        return self.exemplar_z[pick] + self.config.exemplar_sd * eps
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """(B, Z), (B, C) -> (B, 3, H, W) logits."""
@@ -170,10 +197,11 @@ class CVAE(nn.Module):
         """
         device = next(self.parameters()).device
         text_vec = text_vec.reshape(-1, self.config.text_dim).to(device, torch.float32)
-        cond = self.condition(text_vec).repeat_interleave(n, dim=0)  # (B*n, C)
+        text_vec = text_vec.repeat_interleave(n, dim=0)  # (B*n, D)
+        cond = self.condition(text_vec)  # (B*n, C)
         gen_device = generator.device if generator is not None else "cpu"
         z = torch.randn(len(cond), self.config.latent_dim, generator=generator, device=gen_device)
-        z = self.from_noise((z * temperature).to(device), cond)
+        z = self.from_noise((z * temperature).to(device), cond, text_vec)
         return torch.sigmoid(self.decode(z, cond))
 
     @torch.inference_mode()

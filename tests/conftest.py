@@ -37,7 +37,10 @@ def make_tiny_checkpoints(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     encoder = tiny_encoder()
     encoder.save(directory / "word2vec.bin")
-    save_model(directory, "vae", tiny_vae(encoder.dim))
+    vae = tiny_vae(encoder.dim)
+    words = ["apple", "dog", "cat", "heart", "car", "pizza", "moon", "hand"]  # exemplars, as in the shipped VAE
+    vae.set_exemplars(torch.from_numpy(encoder.wv[words]), torch.randn(len(words), vae.config.latent_dim))
+    save_model(directory, "vae", vae)
     torch.manual_seed(0)
     save_model(directory, "features", ImageFeatures(FeatureConfig()), half=True)
     vocab = Vocab.build(" ".join(s) for s in SENTENCES)

@@ -6,6 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
+import crossgen
+import crossgen.batching
 from crossgen.batching import BatchedModels, MicroBatcher
 
 
@@ -88,3 +90,17 @@ def test_batching_can_be_turned_off(tiny_pipeline, monkeypatch):
     assert not off.captions.enabled and not off.samples.enabled
     x = tiny_pipeline.image_tensor(image(0))
     assert off.caption(x, 3, 20, 3, 0.0) == tiny_pipeline.batched.caption(x, 3, 20, 3, 0.0)
+
+
+def test_no_fx_tracing_while_serving(tiny_checkpoints, monkeypatch):
+    """torch.fx tracing patches nn.Module.__call__ process-wide: done on a request, it broke the VAE calls
+    running beside it. The folded ResNet18 is built with the pipeline, so serving never traces."""
+    p = crossgen.Pipeline.from_checkpoints(tiny_checkpoints, device="cpu")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("traced while serving")
+
+    monkeypatch.setattr(crossgen.batching, "fused_backbone", refuse)
+    monkeypatch.setattr(torch.fx.Tracer, "trace", refuse)
+    assert p.image_to_text(Image.new("RGB", (40, 40), "red"), beam=2)
+    assert len(p.text_to_image("red apple", n=2, seed=0)) == 2

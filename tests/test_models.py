@@ -155,3 +155,32 @@ def test_vae_prior_recon_term():
     l = vae.loss(out, x)
     assert torch.allclose(l.loss, l.recon + vae.config.beta * l.kl + 0.5 * l.prior_recon)
     assert tiny_vae(prior="learned")(x, t).prior_logits is None  # off by default
+
+
+def test_vae_exemplar_prior_draws_near_the_texts_nearest_exemplars():
+    vae = tiny_vae(prior="learned")
+    text = torch.nn.functional.normalize(torch.randn(6, 16), dim=1)
+    z = torch.arange(6.0)[:, None].repeat(1, 4) * 10  # exemplar i has z = 10 i in every coordinate
+    vae.set_exemplars(text, z)
+    vae.config.exemplar_k, vae.config.exemplar_sd = 1, 0.0
+    eps = torch.randn(6, 4)
+    assert torch.equal(vae.from_noise(eps, vae.condition(text), text), z)  # each text its own exemplar
+    vae.config.exemplar_sd = 0.5
+    assert torch.allclose(vae.from_noise(eps, vae.condition(text), text), z + 0.5 * eps)
+    # k = 2: the noise's first coordinate picks one of the two nearest; a seed fixes the images
+    vae.config.exemplar_k = 2
+    a = vae.sample(text[:2], n=3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, vae.sample(text[:2], n=3, generator=torch.Generator().manual_seed(0)))
+    # without a text the learned prior is used as before
+    assert not torch.allclose(vae.from_noise(eps, vae.condition(text)), vae.from_noise(eps, vae.condition(text), text))
+
+
+def test_vae_exemplars_round_trip(tmp_path):
+    vae = tiny_vae(prior="learned")
+    vae.set_exemplars(torch.randn(5, 16), torch.randn(5, 4))
+    save_model(tmp_path, "vae", vae)
+    vae2, meta = load_model(tmp_path, "vae", CVAE, CVAEConfig)
+    assert meta["config"]["exemplars"] == 5 and torch.allclose(vae2.exemplar_z, vae.exemplar_z)
+    t = torch.randn(2, 16)
+    assert torch.equal(vae.sample(t, n=2, generator=torch.Generator().manual_seed(3)),
+                       vae2.sample(t, n=2, generator=torch.Generator().manual_seed(3)))

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import save_model
+from ..checkpoint import load_model, save_model
 from ..pipeline import WORD_VECTORS
 from ..preprocess import to_pil
 from ..text_encoder import TextEncoder
@@ -63,6 +63,26 @@ def evaluate(model: CVAE, split: Split, vecs: CaptionVectors, device: torch.devi
     return {"val_loss": (recon + kl) / n, "val_recon": recon / n, "val_kl": kl / n, "val_prior_recon": prior_recon / n}
 
 
+@torch.inference_mode()
+def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None) -> int:
+    """Store the training images' name vectors and posterior means in `<out>/vae.safetensors` as the
+    sampling prior (see `CVAE.set_exemplars`). Returns how many."""
+    model, meta = load_model(out, "vae", CVAE, CVAEConfig, device)
+    split = load_split(data, "train", limit=limit)
+    vecs = CaptionVectors(split.records, TextEncoder.load(Path(out) / WORD_VECTORS))
+    keep = (vecs.names(torch.arange(len(split))).norm(dim=1) > 0).nonzero()[:, 0]  # names with a known word
+    texts, zs = [], []
+    for i in range(0, len(keep), 256):
+        idx = keep[i:i + 256]
+        t = vecs.names(idx).to(device)
+        mu, _ = model.encode(split.batch(idx, device), model.condition(t))  # (B, Z)
+        texts.append(t.cpu())
+        zs.append(mu.cpu())
+    model.set_exemplars(torch.cat(texts), torch.cat(zs))
+    save_model(out, "vae", model, **{k: v for k, v in meta.items() if k != "config"})
+    return len(keep)
+
+
 def train_vae(data: str | Path, out: str | Path, device: torch.device, cfg: VAETrainConfig, work: str | Path,
               resume: bool = True, limit: int | None = None) -> dict:
     g = seed_everything(cfg.seed)
@@ -107,5 +127,6 @@ def train_vae(data: str | Path, out: str | Path, device: torch.device, cfg: VAET
                 sheet.paste(im, (64 * j, 0))
             sheet.save(Path(out) / "logs" / f"vae_{prompt.replace(' ', '_')}.png")
 
-    return run_epochs("vae", model, opt, sched, cfg.epochs, train_epoch,
+    best = run_epochs("vae", model, opt, sched, cfg.epochs, train_epoch,
                       lambda: evaluate(model, val, val_vecs, device), save, work, Path(out) / "logs", resume)
+    return {**best, "exemplars": add_exemplars(data, out, device, limit)}
