@@ -25,6 +25,7 @@ CHROMIUM = Path(os.environ.get("CROSSGEN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 UI_TIMEOUT_MS = 60_000  # generous: the machine may be busy; nothing here measures speed
+TOAST_GRACE_MS = 750  # how long an error toast may lag behind the end of the busy state
 
 
 def free_port() -> int:
@@ -196,6 +197,10 @@ def click_and_wait(page, panel, button: str) -> None:
     panel.get_by_role("button", name=button, exact=True).click()
     wait_until(page, lambda: page.evaluate("window.__crossgenBusy") and not panel.evaluate(BUSY),
                f"an answer to {button!r}")
+    # an error's toast can render a moment after the outputs stop being busy: look once more after a grace
+    page.wait_for_timeout(TOAST_GRACE_MS)
+    if errors := error_toasts(page):
+        raise UIError("; ".join(errors))
 
 
 def loaded_images(images) -> list[tuple[str, int, int]]:
