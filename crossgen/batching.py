@@ -158,10 +158,9 @@ class BatchedModels:
         vectors = torch.from_numpy(np.stack([r.vector for r in reqs])).to(device, torch.float32)
         counts = [r.n for r in reqs]
         vectors = vectors.repeat_interleave(torch.tensor(counts, device=device), dim=0)  # (sum n, D)
-        cond = vae.condition(vectors)
         z = torch.cat([torch.randn(r.n, vae.config.latent_dim, generator=r.generator, device=r.generator.device)
                        * r.temperature for r in reqs]).to(device)
-        return list(torch.sigmoid(vae.decode(vae.from_noise(z, cond, vectors), cond)).split(counts))
+        return list(vae.draw(z, vectors).split(counts))
 
     def backbone(self) -> nn.Module:
         """The folded channels-last ResNet18 (built with the pipeline)."""

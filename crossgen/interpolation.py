@@ -59,9 +59,7 @@ def decode_path(vae: CVAE, start: np.ndarray, end: np.ndarray, k: int, seed: int
     z = slerp(z0[0], z1[0], t) * temperature  # (k, Z)
     text = slerp(torch.from_numpy(start).float(), torch.from_numpy(end).float(), t)  # (k, D)
     device = next(vae.parameters()).device
-    text = text.to(device)
-    cond = vae.condition(text)
-    return torch.sigmoid(vae.decode(vae.from_noise(z.to(device), cond, text), cond))
+    return vae.draw(z.to(device), text.to(device))
 
 
 def write_gif(images: list[Image.Image], path: str | Path, size: int | None = None, frame_ms: int = 300,

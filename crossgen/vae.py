@@ -198,11 +198,16 @@ class CVAE(nn.Module):
         device = next(self.parameters()).device
         text_vec = text_vec.reshape(-1, self.config.text_dim).to(device, torch.float32)
         text_vec = text_vec.repeat_interleave(n, dim=0)  # (B*n, D)
-        cond = self.condition(text_vec)  # (B*n, C)
         gen_device = generator.device if generator is not None else "cpu"
-        z = torch.randn(len(cond), self.config.latent_dim, generator=generator, device=gen_device)
-        z = self.from_noise((z * temperature).to(device), cond, text_vec)
-        return torch.sigmoid(self.decode(z, cond))
+        eps = torch.randn(len(text_vec), self.config.latent_dim, generator=generator, device=gen_device)
+        return self.draw((eps * temperature).to(device), text_vec)
+
+    @torch.inference_mode()
+    def draw(self, eps: torch.Tensor, text_vec: torch.Tensor) -> torch.Tensor:
+        """Images from standard-normal noise (B, Z) (already times the temperature) and text vectors (B, D):
+        the noise goes through the prior of the text, then the decoder. (B, 3, H, W) in [0, 1]."""
+        cond = self.condition(text_vec)  # (B, C)
+        return torch.sigmoid(self.decode(self.from_noise(eps, cond, text_vec), cond))
 
     @torch.inference_mode()
     def reconstruct(self, image: torch.Tensor, text_vec: torch.Tensor) -> torch.Tensor:
