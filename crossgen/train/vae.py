@@ -19,13 +19,13 @@ from .loop import run_epochs, seed_everything
 
 @dataclass
 class VAETrainConfig:
-    epochs: int = 12
+    epochs: int = 14
     batch_size: int = 64
     lr: float = 1e-3
-    latent_dim: int = 16
-    beta: float = 1.0
-    prior: str = "learned"  # p(z | text): samples start where the prompt's images live (see crossgen.vae)
-    prior_recon: float = 1.0  # the prior mean alone must draw the image: without it the text was ignored
+    latent_dim: int = 64  # with the exemplar prior, a larger latent gives sharper drawings (16 was blurred)
+    beta: float = 0.5
+    prior: str = "standard"  # sampling uses the exemplar prior (add_exemplars); "learned" = p(z | text)
+    prior_recon: float = 0.0  # learned prior only: weight of the image decoded from the prior mean
     kl_warmup: int = 3  # epochs over which beta ramps up from 0
     seed: int = 0
 
@@ -71,14 +71,17 @@ def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit
     split = load_split(data, "train", limit=limit)
     vecs = CaptionVectors(split.records, TextEncoder.load(Path(out) / WORD_VECTORS))
     keep = (vecs.names(torch.arange(len(split))).norm(dim=1) > 0).nonzero()[:, 0]  # names with a known word
-    texts, zs = [], []
+    texts, zs, sds = [], [], []
     for i in range(0, len(keep), 256):
         idx = keep[i:i + 256]
         t = vecs.names(idx).to(device)
-        mu, _ = model.encode(split.batch(idx, device), model.condition(t))  # (B, Z)
+        mu, logvar = model.encode(split.batch(idx, device), model.condition(t))  # (B, Z) each
         texts.append(t.cpu())
         zs.append(mu.cpu())
+        sds.append(torch.exp(0.5 * logvar).mean(1).cpu())  # (B,) a posterior's typical spread
     model.set_exemplars(torch.cat(texts), torch.cat(zs))
+    # draw about as far from an exemplar as its own posterior spreads: further gives blurred, off-model images
+    model.config.exemplar_sd = round(torch.cat(sds).mean().item(), 4)
     save_model(out, "vae", model, **{k: v for k, v in meta.items() if k != "config"})
     return len(keep)
 
