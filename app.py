@@ -68,10 +68,11 @@ def about_markdown() -> str:
         lines.append(f"| {name} | {row['exact_top1']:.1%} | {row['exact_nbest']:.1%} | {row['bleu4']:.3f} | {row['cider']:.2f} |")
     t2i = m.get("text_to_image", {})
     if "methods" in t2i:
-        lines += ["", f"| Text → Image ({t2i['prompts']} prompts) | evaluator top-1 | top-5 | FID |", "| --- | --- | --- | --- |"]
+        lines += ["", f"| Text → Image ({t2i['prompts']} prompts) | evaluator top-1 | top-5 | FID | per-category FID |",
+                  "| --- | --- | --- | --- | --- |"]
         for name, row in t2i["methods"].items():
-            fid = "–" if row["fid"] is None else f"{row['fid']:.1f}"
-            lines.append(f"| {name} | {row['top1']:.1%} | {row['top5']:.1%} | {fid} |")
+            fid, intra = ("–" if row.get(k) is None else f"{row[k]:.1f}" for k in ("fid", "intra_fid"))
+            lines.append(f"| {name} | {row['top1']:.1%} | {row['top5']:.1%} | {fid} | {intra} |")
     return "\n".join(lines + ["", CREDITS])
 
 

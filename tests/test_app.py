@@ -63,3 +63,22 @@ def test_status_without_checkpoints(tmp_path, monkeypatch):
     app = importlib.import_module("app")
     monkeypatch.setenv("CROSSGEN_CHECKPOINTS", str(tmp_path / "none"))
     assert "not available" in app.status_message() and "No checkpoints installed" in app.status_message()
+
+
+def test_about_panel_shows_the_shipped_figures_baselines_and_credits(monkeypatch):
+    import json
+    from pathlib import Path
+
+    app = importlib.import_module("app")
+    shipped = Path(__file__).resolve().parent.parent / "checkpoints"
+    monkeypatch.setenv("CROSSGEN_CHECKPOINTS", str(shipped))
+    metrics = json.loads((shipped / "metrics.json").read_text())
+    text = app.about_markdown()
+    model = metrics["captioning"]["methods"]["model"]
+    assert f"{model['exact_top1']:.1%}" in text and f"{model['cider']:.2f}" in text
+    for method, row in metrics["text_to_image"]["methods"].items():
+        assert f"| {method} | {row['top1']:.1%} | {row['top5']:.1%} |" in text
+    assert "nn_features" in text and "vae_shuffled_text" in text  # the baselines sit next to the models
+    assert "Twemoji" in text and "CC-BY-SA-4.0" in text and "Apache-2.0" in text
+    monkeypatch.setenv("CROSSGEN_CHECKPOINTS", str(shipped / "missing"))
+    assert "No evaluation figures" in app.about_markdown()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from crossgen.evaluate import (caption_metrics, caption_scores, derangement, fid, main, nearest_names,
+from crossgen.evaluate import (caption_metrics, caption_scores, derangement, fid, intra_fid, main, nearest_names,
                                references)
 from crossgen.evaluator import topk_accuracy
 
@@ -44,6 +44,17 @@ def test_fid_identical_is_zero_and_grows_with_shift():
     assert np.isfinite(fid(few, few + 1.0))
 
 
+def test_intra_fid_sees_images_drawn_for_the_wrong_group():
+    rng = np.random.default_rng(0)
+    real = np.concatenate([rng.normal(0, 1, (40, 4)), rng.normal(5, 1, (40, 4))])  # two well-separated groups
+    groups = np.array(["a"] * 40 + ["b"] * 40)
+    right = real + rng.normal(0, 0.1, real.shape)
+    wrong = right[::-1]  # group a gets group b's images and the other way round
+    assert fid(right, real) == pytest.approx(fid(wrong, real))  # plain FID cannot tell them apart
+    assert intra_fid(wrong, groups, real, groups) > 10 * intra_fid(right, groups, real, groups)
+    assert intra_fid(right, groups, real, groups, min_size=41) is None  # no group large enough
+
+
 def test_topk_nearest_and_derangement():
     logits = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.05]])
     assert topk_accuracy(logits, np.array([1, 1]), ks=(1, 2)) == {"top1": 0.5, "top2": 1.0}
@@ -75,5 +86,5 @@ def test_evaluate_end_to_end(tmp_path, capsys):
     assert set(t2i["methods"]) == {"vae", "vae_shuffled_text", "nn_retrieval", "real_test"}
     for name, row in t2i["methods"].items():
         assert 0 <= row["top1"] <= row["top5"] <= 1
-        assert (row["fid"] is None) == (name == "real_test")
+        assert (row["fid"] is None) == (name == "real_test") and "intra_fid" in row
     assert "nn_pixels" in capsys.readouterr().out
