@@ -63,6 +63,20 @@ def evaluate(model: CVAE, split: Split, vecs: CaptionVectors, device: torch.devi
     return {"val_loss": (recon + kl) / n, "val_recon": recon / n, "val_kl": kl / n, "val_prior_recon": prior_recon / n}
 
 
+def preview(model: CVAE, encoder: TextEncoder, logs: Path, prompts: tuple[str, ...] = ("red apple", "dog")) -> None:
+    """A quick look at what the model draws: 8 samples per prompt as `<logs>/vae_<prompt>.png`."""
+    for prompt in prompts:
+        try:
+            v = torch.from_numpy(encoder.encode(prompt).vector)
+        except ValueError:  # a word the (tiny) vocabulary lacks
+            continue
+        ims = to_pil(model.sample(v, n=8, generator=torch.Generator().manual_seed(0)))
+        sheet = ims[0].resize((64 * 8, 64))
+        for j, im in enumerate(ims):
+            sheet.paste(im, (64 * j, 0))
+        sheet.save(logs / f"vae_{prompt.replace(' ', '_')}.png")
+
+
 @torch.inference_mode()
 def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None) -> int:
     """Store the training images' name vectors and posterior means in `<out>/vae.safetensors` as the
@@ -119,17 +133,10 @@ def train_vae(data: str | Path, out: str | Path, device: torch.device, cfg: VAET
 
     def save(row: dict) -> None:
         save_model(out, "vae", model, train={"epoch": row["epoch"], "val_loss": row["val_loss"], "config": asdict(cfg)})
-        for prompt in ("red apple", "dog"):  # a quick look at what the model draws
-            try:
-                v = torch.from_numpy(encoder.encode(prompt).vector)
-            except ValueError:
-                continue
-            ims = to_pil(model.sample(v, n=8, generator=torch.Generator().manual_seed(0)))
-            sheet = ims[0].resize((64 * 8, 64))
-            for j, im in enumerate(ims):
-                sheet.paste(im, (64 * j, 0))
-            sheet.save(Path(out) / "logs" / f"vae_{prompt.replace(' ', '_')}.png")
+        preview(model, encoder, Path(out) / "logs")
 
     best = run_epochs("vae", model, opt, sched, cfg.epochs, train_epoch,
                       lambda: evaluate(model, val, val_vecs, device), save, work, Path(out) / "logs", resume)
-    return {**best, "exemplars": add_exemplars(data, out, device, limit)}
+    exemplars = add_exemplars(data, out, device, limit)
+    preview(load_model(out, "vae", CVAE, CVAEConfig, device)[0], encoder, Path(out) / "logs")  # as shipped
+    return {**best, "exemplars": exemplars}
