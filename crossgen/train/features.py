@@ -17,7 +17,7 @@ from .loop import run_epochs, seed_everything
 
 @dataclass
 class FeatureTrainConfig:
-    epochs: int = 14
+    epochs: int = 40  # still improving at 14 (36.6 % top-1 on Twemoji); 40: 49.5 %
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 5e-4
