@@ -22,8 +22,8 @@ class VAETrainConfig:
     epochs: int = 14
     batch_size: int = 64
     lr: float = 1e-3
-    latent_dim: int = 64  # with the exemplar prior, a larger latent gives sharper drawings (16 was blurred)
-    beta: float = 0.5
+    latent_dim: int = 128  # with the exemplar prior, a larger latent gives sharper drawings (16 was blurred)
+    beta: float = 0.25
     prior: str = "standard"  # sampling uses the exemplar prior (add_exemplars); "learned" = p(z | text)
     prior_recon: float = 0.0  # learned prior only: weight of the image decoded from the prior mean
     kl_warmup: int = 3  # epochs over which beta ramps up from 0
