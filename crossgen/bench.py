@@ -104,23 +104,46 @@ def machine() -> dict:
             "training_running": bool([p for p in busy if int(p) != os.getpid()])}
 
 
+def measure_interleaved(fns: dict[str, tuple[Callable[[], object], int]], iters: int, warmup: int = 2) -> dict[str, dict]:
+    """Like `measure`, for several functions called in turn (one call of each per round), so that every
+    row sees the same machine: on a shared 2-core VM the speed drifts by tens of percent within a
+    minute, and rows measured one after another would compare different machines. fns: key ->
+    (function, items per call)."""
+    for fn, _ in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(iters):
+        for key, (fn, _) in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t)
+    out = {}
+    for key, ts in times.items():
+        ts.sort()
+        out[key] = {"iters": iters, "p50_ms": 1000 * statistics.median(ts),
+                    "p95_ms": 1000 * ts[min(len(ts) - 1, int(0.95 * len(ts)))],
+                    "throughput": fns[key][1] * len(ts) / sum(ts), "peak_rss_mb": peak_rss_mb()}
+    return out
+
+
 def latency_rows(directory: Path, iters: int, naive_iters: int, device: str) -> list[dict]:
-    """Pipeline rows, the floor and the naive path, measured in this process one after another."""
+    """Pipeline rows and the floor, measured interleaved in this process; then the naive path."""
     pipe = Pipeline.from_checkpoints(directory, device)
     size = pipe.features.config.image_size
-    rows = [{"name": f"floor: bare ResNet18 forward {size}px", "key": "floor", "unit": "images/s",
-             **measure(bare_resnet18(size), iters)}]
+    rows = [(f"floor: bare ResNet18 forward {size}px", "floor", bare_resnet18(size), 1)]
     for n in (1, 4, 16):
-        rows.append({"name": f"text→image n={n}", "key": f"text_to_image_n{n}", "unit": "images/s",
-                     **measure(lambda: pipe.generate(PROMPT, n=n, seed=1), iters, items=n)})
+        rows.append((f"text→image n={n}", f"text_to_image_n{n}", lambda n=n: pipe.generate(PROMPT, n=n, seed=1), n))
     for beam, label in ((1, "greedy"), (3, "beam 3"), (5, "beam 5")):
-        rows.append({"name": f"image→text {label}", "key": f"image_to_text_beam{beam}", "unit": "images/s",
-                     **measure(lambda: pipe.image_to_text(EXAMPLE, beam=beam, n_best=beam), iters)})
-    rows.append({"name": "naive text→image n=4 (load per call)", "key": "naive_text_to_image_n4", "unit": "images/s",
-                 **measure(lambda: naive_text_to_image(directory, PROMPT, 4), naive_iters, warmup=1, items=4)})
-    rows.append({"name": "naive image→text beam 3 (load per call)", "key": "naive_image_to_text_beam3",
-                 "unit": "images/s", **measure(lambda: naive_image_to_text(directory, EXAMPLE, 3), naive_iters, warmup=1)})
-    return rows
+        rows.append((f"image→text {label}", f"image_to_text_beam{beam}",
+                     lambda beam=beam: pipe.image_to_text(EXAMPLE, beam=beam, n_best=beam), 1))
+    measured = measure_interleaved({key: (fn, items) for _, key, fn, items in rows}, iters)
+    out = [{"name": name, "key": key, "unit": "images/s", **measured[key]} for name, key, _, _ in rows]
+    out.append({"name": "naive text→image n=4 (load per call)", "key": "naive_text_to_image_n4", "unit": "images/s",
+                **measure(lambda: naive_text_to_image(directory, PROMPT, 4), naive_iters, warmup=1, items=4)})
+    out.append({"name": "naive image→text beam 3 (load per call)", "key": "naive_image_to_text_beam3",
+                "unit": "images/s", **measure(lambda: naive_image_to_text(directory, EXAMPLE, 3), naive_iters, warmup=1)})
+    return out
 
 
 def targets(rows: dict, cold: dict | None, conc: dict | None) -> list[dict]:

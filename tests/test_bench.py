@@ -39,3 +39,14 @@ def test_naive_path_matches_the_pipeline(tiny_pipeline, tiny_checkpoints):
     a = bench.naive_text_to_image(tiny_checkpoints, "red apple", 2, seed=4)
     b = tiny_pipeline.text_to_image("red apple", n=2, seed=4)
     assert all(np.abs(np.asarray(x, dtype=int) - np.asarray(y)).max() <= 1 for x, y in zip(a, b))
+
+
+def test_interleaved_rows_take_turns():
+    from crossgen.bench import measure_interleaved
+
+    calls = []
+    rows = measure_interleaved({"a": (lambda: calls.append("a"), 1), "b": (lambda: calls.append("b"), 4)},
+                               iters=3, warmup=1)
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up, then one call of each per round
+    assert rows["a"]["iters"] == rows["b"]["iters"] == 3
+    assert rows["b"]["throughput"] > rows["a"]["throughput"]  # 4 items per call against 1
