@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 
 from . import bench_server
+from .batching import batching_enabled
 from .captioner import Captioner, CaptionerConfig, Vocab
 from .checkpoint import load_model
 from .image_features import FeatureConfig, ImageFeatures
@@ -104,24 +105,29 @@ def machine() -> dict:
             "training_running": bool([p for p in busy if int(p) != os.getpid()])}
 
 
-def measure_interleaved(fns: dict[str, tuple[Callable[[], object], int]], iters: int, warmup: int = 2) -> dict[str, dict]:
-    """Like `measure`, for several functions called in turn (one call of each per round), so that every
-    row sees the same machine: on a shared 2-core VM the speed drifts by tens of percent within a
-    minute, and rows measured one after another would compare different machines. fns: key ->
-    (function, items per call)."""
+def measure_interleaved(fns: dict[str, tuple[Callable[[], object], int]], iters: int, warmup: int = 2,
+                        block: int = 10, skip: int = 2) -> dict[str, dict]:
+    """Like `measure`, for several functions taking turns in blocks of `block` calls, so that every row
+    sees the same machine: on a shared 2-core VM the speed drifts by tens of percent within a minute,
+    and rows measured one after another compare different machines. The first `skip` calls of a block
+    are not counted: the pipeline computes on its batching threads, and just after a switch the other
+    threads' OpenMP workers are still spinning (one call at a time, strictly alternating, slowed the
+    bare ResNet18 to twice its time). fns: key -> (function, items per call)."""
     for fn, _ in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(iters):
+    while min(len(ts) for ts in times.values()) < iters:
         for key, (fn, _) in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t)
+            for i in range(block):
+                t = time.perf_counter()
+                fn()
+                if i >= skip:
+                    times[key].append(time.perf_counter() - t)
     out = {}
     for key, ts in times.items():
-        ts.sort()
-        out[key] = {"iters": iters, "p50_ms": 1000 * statistics.median(ts),
+        ts = sorted(ts[:iters])
+        out[key] = {"iters": len(ts), "p50_ms": 1000 * statistics.median(ts),
                     "p95_ms": 1000 * ts[min(len(ts) - 1, int(0.95 * len(ts)))],
                     "throughput": fns[key][1] * len(ts) / sum(ts), "peak_rss_mb": peak_rss_mb()}
     return out
@@ -200,7 +206,10 @@ def table(result: dict) -> str:
 def run(directory: Path, quick: bool = False, server: bool = True, clients: int = 16, device: str = "cpu") -> dict:
     iters, naive_iters, requests = (5, 1, 1) if quick else (100, 5, 8)
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "checkpoints": str(directory),
-              "quick": quick, "machine": machine(), "device": device}
+              "quick": quick, "machine": machine(), "device": device,
+              # CROSSGEN_BATCHING=0: the in-process rows run on the calling thread, like the floor (the app's
+              # modes below set it themselves)
+              "in_process_batching": batching_enabled()}
     rows = latency_rows(directory, iters, naive_iters, device)
     result["latency"] = rows
     cold = conc = None

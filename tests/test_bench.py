@@ -46,7 +46,8 @@ def test_interleaved_rows_take_turns():
 
     calls = []
     rows = measure_interleaved({"a": (lambda: calls.append("a"), 1), "b": (lambda: calls.append("b"), 4)},
-                               iters=3, warmup=1)
-    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up, then one call of each per round
-    assert rows["a"]["iters"] == rows["b"]["iters"] == 3
+                               iters=4, warmup=1, block=3, skip=1)
+    # warm-up, then blocks of 3 calls taking turns until each has 4 counted calls (2 per block)
+    assert calls == ["a", "b"] + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
+    assert rows["a"]["iters"] == rows["b"]["iters"] == 4
     assert rows["b"]["throughput"] > rows["a"]["throughput"]  # 4 items per call against 1
