@@ -1,7 +1,7 @@
 """Micro-batching for the Pipeline: concurrent calls are collected by one worker thread and run as one batch.
 
 The worker takes whatever is queued when it becomes free, so a lone request runs at once (no waiting
-latency) and, under load, requests that arrive while a batch runs form the next batch. Batched results
+window) and, under load, requests that arrive while a batch runs form the next batch. Batched results
 equal unbatched ones: images keep their own seeds and beams never mix across images.
 """
 from __future__ import annotations
