@@ -47,6 +47,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def latency_stats(times: list[float], items: int = 1) -> dict:
+    """Call durations (s) -> iters, p50/p95 latency (ms), throughput in items/s, peak RSS so far."""
+    times = sorted(times)
+    return {"iters": len(times), "p50_ms": 1000 * statistics.median(times),
+            "p95_ms": 1000 * times[min(len(times) - 1, int(0.95 * len(times)))],
+            "throughput": items * len(times) / sum(times), "peak_rss_mb": peak_rss_mb()}
+
+
 def measure(fn: Callable[[], object], iters: int, warmup: int = 2, items: int = 1) -> dict:
     """p50/p95 latency (ms) of fn() over `iters` calls after `warmup`, throughput in items/s."""
     for _ in range(warmup):
@@ -56,10 +64,7 @@ def measure(fn: Callable[[], object], iters: int, warmup: int = 2, items: int = 
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    times.sort()
-    return {"iters": iters, "p50_ms": 1000 * statistics.median(times),
-            "p95_ms": 1000 * times[min(len(times) - 1, int(0.95 * len(times)))],
-            "throughput": items * len(times) / sum(times), "peak_rss_mb": peak_rss_mb()}
+    return latency_stats(times, items)
 
 
 # ---------------------------------------------------------------------------- the naive path
@@ -124,13 +129,7 @@ def measure_interleaved(fns: dict[str, tuple[Callable[[], object], int]], iters:
                 fn()
                 if i >= skip:
                     times[key].append(time.perf_counter() - t)
-    out = {}
-    for key, ts in times.items():
-        ts = sorted(ts[:iters])
-        out[key] = {"iters": len(ts), "p50_ms": 1000 * statistics.median(ts),
-                    "p95_ms": 1000 * ts[min(len(ts) - 1, int(0.95 * len(ts)))],
-                    "throughput": fns[key][1] * len(ts) / sum(ts), "peak_rss_mb": peak_rss_mb()}
-    return out
+    return {key: latency_stats(ts[:iters], fns[key][1]) for key, ts in times.items()}
 
 
 def latency_rows(directory: Path, iters: int, naive_iters: int, device: str) -> list[dict]:
