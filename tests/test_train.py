@@ -2,6 +2,7 @@
 logs, saves a loadable checkpoint, resumes, and the VAE gets its exemplar prior."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import torch
 
 from crossgen.checkpoint import load_model
 from crossgen.pipeline import Pipeline
-from crossgen.train.__main__ import main
+from crossgen.train import CaptionerTrainConfig, FeatureTrainConfig
+from crossgen.train.__main__ import RECIPES, config_for, main, recipe_for
 from crossgen.vae import CVAE, CVAEConfig
 
 from conftest import FIXTURE
@@ -30,6 +32,7 @@ def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     assert set(manifest["training"]) == {"word2vec", "features", "vae", "captioner"}
     assert manifest["training"]["vae"]["config"]["latent_dim"] == 4
     assert manifest["training"]["vae"]["config"]["prior"] == "standard"
+    assert {manifest["training"][s]["recipe"] for s in manifest["training"]} == {"quick"}  # auto on CPU
 
     vae, meta = load_model(out, "vae", CVAE, CVAEConfig)
     assert vae.config.prior == "standard" and vae.prior_net is None
@@ -49,3 +52,18 @@ def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     assert "resumed after epoch 2" in capsys.readouterr().out
     assert len(json.loads((out / "logs" / "vae.json").read_text())) == 2
     assert torch.equal(load_model(out, "vae", CVAE, CVAEConfig)[0].exemplar_z, vae.exemplar_z)
+
+
+def test_recipes_change_stage_defaults_and_flags_win():
+    none = argparse.Namespace()
+    assert recipe_for("auto", torch.device("cpu")) == "quick" and recipe_for("auto", torch.device("cuda")) == "full"
+    assert recipe_for("full", torch.device("cpu")) == "full"
+    for name, stages in RECIPES.items():
+        for stage, changes in stages.items():
+            cfg = config_for(stage, none, name)
+            assert all(getattr(cfg, k) == v for k, v in changes.items()), (name, stage)
+    full, quick = config_for("features", none, "full"), config_for("features", none, "quick")
+    assert full.epochs > quick.epochs and full.lr == quick.lr == FeatureTrainConfig.lr  # only what the recipe names
+    assert config_for("captioner", none, "full").views > CaptionerTrainConfig.views
+    assert config_for("features", argparse.Namespace(epochs=3), "full").epochs == 3  # a flag beats the recipe
+    assert config_for("features", none).epochs == FeatureTrainConfig.epochs  # external sets: dataclass defaults
