@@ -3,6 +3,7 @@ logs, saves a loadable checkpoint, resumes, and the VAE gets its exemplar prior.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from crossgen.train import CaptionerTrainConfig, FeatureTrainConfig
 from crossgen.train.__main__ import RECIPES, config_for, main, recipe_for
 from crossgen.vae import CVAE, CVAEConfig
 
-from conftest import FIXTURE
+from conftest import FIXTURE, ROOT
 
 TINY = ["--data", str(FIXTURE), "--device", "cpu", "--limit", "48", "--epochs", "2", "--batch-size", "16",
         "--no-wordnet", "--vector-size", "16", "--latent-dim", "4", "--prior", "standard", "--prior-recon", "0",
@@ -67,3 +68,9 @@ def test_recipes_change_stage_defaults_and_flags_win():
     assert config_for("captioner", none, "full").views > CaptionerTrainConfig.views
     assert config_for("features", argparse.Namespace(epochs=3), "full").epochs == 3  # a flag beats the recipe
     assert config_for("features", none).epochs == FeatureTrainConfig.epochs  # external sets: dataclass defaults
+
+
+def test_full_recipe_is_how_the_shipped_set_was_trained():
+    manifest = json.loads((ROOT / "checkpoints" / "manifest.json").read_text())
+    for stage in RECIPES["full"]:
+        assert manifest["training"][stage]["config"] == dataclasses.asdict(config_for(stage, argparse.Namespace(), "full"))
