@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from ..augment import augment
 from ..checkpoint import save_model
+from ..data import load_records
 from ..image_features import FeatureConfig, ImageFeatures
 from .dataset import Split, concept_index, load_split, word_index, word_targets
 from .loop import run_epochs, seed_everything
@@ -51,7 +52,7 @@ def train_features(data: str | Path, out: str | Path, device: torch.device, cfg:
     split; the best validation epoch is saved as `<out>/<name>.safetensors`. With `log_test`, accuracy
     on the held-out artist is logged each epoch (never used to choose)."""
     g = seed_everything(cfg.seed)
-    train_records = load_split(data, "train", limit=limit).records
+    train_records = load_records(data, split="train")[:limit or None]  # the records alone: no images decoded
     concepts = concept_index(train_records)
     words = word_index(train_records) if cfg.word_loss > 0 else {}
     train = load_split(data, "train", concepts, limit)
