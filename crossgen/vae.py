@@ -24,11 +24,12 @@ class CVAEConfig:
     cond_dim: int = 128
     latent_dim: int = 32
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    decoder_channels: list[int] | None = None  # widest first; None = the encoder's channels reversed
     beta: float = 1.0
     prior: str = "standard"  # "standard": p(z) = N(0, I); "learned": p(z | text) = N(mu(text), sigma(text)^2)
     prior_recon: float = 0.0  # learned prior: weight of the BCE of the image decoded at the prior mean (text alone)
     exemplars: int = 0  # training images whose posterior means serve as the prior at sampling (0 = none)
-    exemplar_k: int = 4  # a prompt draws near one of its k nearest exemplars (cosine of text vectors)
+    exemplar_k: int = 4  # a prompt draws near one of its name's exemplars, else of its k nearest (cosine)
     exemplar_sd: float = 0.5  # spread of z around the chosen exemplar's posterior mean (times temperature)
 
     @property
@@ -98,8 +99,10 @@ class CVAE(nn.Module):
         self.encoder = nn.Sequential(*[Down(c_in, c_out) for c_in, c_out in zip([config.in_channels] + ch[:-1], ch)])
         self.to_stats = nn.Linear(ch[-1] * b * b + config.cond_dim, 2 * z)
         zc = z + config.cond_dim
-        self.from_latent = nn.Linear(zc, ch[-1] * b * b)
-        rev = ch[::-1]
+        rev = config.decoder_channels or ch[::-1]
+        if len(rev) != len(ch):
+            raise ValueError(f"CVAEConfig.decoder_channels needs {len(ch)} entries (one per scale), got {rev}")
+        self.from_latent = nn.Linear(zc, rev[0] * b * b)
         self.decoder = nn.ModuleList([FiLMUp(c_in, c_out, zc) for c_in, c_out in zip(rev, rev[1:] + [rev[-1]])])
         self.to_rgb = nn.Conv2d(rev[-1], config.in_channels, 3, padding=1)
         if config.prior not in ("standard", "learned"):
@@ -141,20 +144,25 @@ class CVAE(nn.Module):
         return eps if prior is None else prior[0] + eps * torch.exp(0.5 * prior[1])
 
     def exemplar_latent(self, eps: torch.Tensor, text_vec: torch.Tensor) -> torch.Tensor:
-        """z = posterior mean of one of the text's k nearest exemplars + exemplar_sd * noise. The exemplar is
-        picked by the noise's first coordinate (through the normal CDF), so a seed still fixes the images."""
+        """z = posterior mean of an exemplar of the text + exemplar_sd * noise. A prompt that is a training
+        name draws among that name's exemplars only (up to k: its drawings by the different artists); any
+        other prompt among its k nearest. The exemplar is picked by the noise's first coordinate (through
+        the normal CDF), so a seed still fixes the images."""
         sims = F.normalize(text_vec.float(), dim=1) @ self.exemplar_text.T  # (B, N)
         k = min(self.config.exemplar_k, len(self.exemplar_text))
-        near = sims.topk(k, dim=1).indices  # (B, k), nearest first
+        top = sims.topk(k, dim=1)  # (B, k) each, nearest first
+        # neighbouring names (other skin tones, ...) sit within 0.01 in cosine: only exact ties are the same name
+        same = top.values >= top.values[:, :1] - 1e-4  # (B, k)
+        count = torch.where(top.values[:, 0] > 1 - 1e-4, same.sum(1), k)  # (B,)
         u = 0.5 * (1 + torch.erf(eps[:, 0] / math.sqrt(2)))  # (B,) uniform in (0, 1)
-        pick = near.gather(1, (u * k).long().clamp(0, k - 1)[:, None])[:, 0]  # (B,)
+        pick = top.indices.gather(1, (u * count).long().clamp(max=count - 1)[:, None])[:, 0]  # (B,)
         return self.exemplar_z[pick] + self.config.exemplar_sd * eps
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """(B, Z), (B, C) -> (B, 3, H, W) logits."""
         zc = torch.cat([z, cond], dim=1)  # (B, Z+C)
         b = self.config.bottom
-        h = F.silu(self.from_latent(zc)).view(len(z), -1, b, b)  # (B, ch[-1], b, b)
+        h = F.silu(self.from_latent(zc)).view(len(z), -1, b, b)  # (B, decoder_channels[0], b, b)
         for block in self.decoder:
             h = block(h, zc)
         return self.to_rgb(h)
