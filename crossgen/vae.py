@@ -24,7 +24,6 @@ class CVAEConfig:
     cond_dim: int = 128
     latent_dim: int = 32
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    decoder_channels: list[int] | None = None  # widest first; None = the encoder's channels reversed
     beta: float = 1.0
     prior: str = "standard"  # "standard": p(z) = N(0, I); "learned": p(z | text) = N(mu(text), sigma(text)^2)
     prior_recon: float = 0.0  # learned prior: weight of the BCE of the image decoded at the prior mean (text alone)
@@ -99,10 +98,8 @@ class CVAE(nn.Module):
         self.encoder = nn.Sequential(*[Down(c_in, c_out) for c_in, c_out in zip([config.in_channels] + ch[:-1], ch)])
         self.to_stats = nn.Linear(ch[-1] * b * b + config.cond_dim, 2 * z)
         zc = z + config.cond_dim
-        rev = config.decoder_channels or ch[::-1]
-        if len(rev) != len(ch):
-            raise ValueError(f"CVAEConfig.decoder_channels needs {len(ch)} entries (one per scale), got {rev}")
-        self.from_latent = nn.Linear(zc, rev[0] * b * b)
+        self.from_latent = nn.Linear(zc, ch[-1] * b * b)
+        rev = ch[::-1]
         self.decoder = nn.ModuleList([FiLMUp(c_in, c_out, zc) for c_in, c_out in zip(rev, rev[1:] + [rev[-1]])])
         self.to_rgb = nn.Conv2d(rev[-1], config.in_channels, 3, padding=1)
         if config.prior not in ("standard", "learned"):
@@ -162,7 +159,7 @@ class CVAE(nn.Module):
         """(B, Z), (B, C) -> (B, 3, H, W) logits."""
         zc = torch.cat([z, cond], dim=1)  # (B, Z+C)
         b = self.config.bottom
-        h = F.silu(self.from_latent(zc)).view(len(z), -1, b, b)  # (B, decoder_channels[0], b, b)
+        h = F.silu(self.from_latent(zc)).view(len(z), -1, b, b)  # (B, ch[-1], b, b)
         for block in self.decoder:
             h = block(h, zc)
         return self.to_rgb(h)
