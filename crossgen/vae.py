@@ -28,7 +28,7 @@ class CVAEConfig:
     prior: str = "standard"  # "standard": p(z) = N(0, I); "learned": p(z | text) = N(mu(text), sigma(text)^2)
     prior_recon: float = 0.0  # learned prior: weight of the BCE of the image decoded at the prior mean (text alone)
     exemplars: int = 0  # training images whose posterior means serve as the prior at sampling (0 = none)
-    exemplar_k: int = 4  # a prompt draws near one of its name's exemplars, else of its k nearest (cosine)
+    exemplar_k: int = 4  # a prompt draws near one of its name's exemplars, else one of its k nearest (cosine)
     exemplar_sd: float = 0.5  # spread of z around the chosen exemplar's posterior mean (times temperature)
 
     @property
@@ -142,17 +142,21 @@ class CVAE(nn.Module):
 
     def exemplar_latent(self, eps: torch.Tensor, text_vec: torch.Tensor) -> torch.Tensor:
         """z = posterior mean of an exemplar of the text + exemplar_sd * noise. A prompt that is a training
-        name draws among that name's exemplars only (up to k: its drawings by the different artists); any
-        other prompt among its k nearest. The exemplar is picked by the noise's first coordinate (through
-        the normal CDF), so a seed still fixes the images."""
+        name draws among that name's exemplars only (its drawings by the different artists); any other
+        prompt among its k nearest. The exemplar is picked by the noise's first coordinate (through the
+        normal CDF) from the candidates in index order, so a seed fixes the images on any device."""
         sims = F.normalize(text_vec.float(), dim=1) @ self.exemplar_text.T  # (B, N)
-        k = min(self.config.exemplar_k, len(self.exemplar_text))
-        top = sims.topk(k, dim=1)  # (B, k) each, nearest first
+        n, k = len(self.exemplar_text), min(self.config.exemplar_k, len(self.exemplar_text))
+        top = sims.topk(min(max(k, 16), n), dim=1)  # (B, W) each, nearest first
+        exact = top.values[:, :1] > 1 - 1e-4  # (B, 1) the prompt is a training name
         # neighbouring names (other skin tones, ...) sit within 0.01 in cosine: only exact ties are the same name
-        same = top.values >= top.values[:, :1] - 1e-4  # (B, k)
-        count = torch.where(top.values[:, 0] > 1 - 1e-4, same.sum(1), k)  # (B,)
+        same = top.values >= top.values[:, :1] - 1e-4  # (B, W)
+        nearest = torch.arange(top.indices.shape[1], device=sims.device) < k  # (W,)
+        # candidates sorted by index (topk orders ties differently on CPU and CUDA); n marks a non-candidate
+        cand = torch.where(torch.where(exact, same, nearest), top.indices, n).sort(dim=1).values  # (B, W)
+        count = (cand < n).sum(1)  # (B,)
         u = 0.5 * (1 + torch.erf(eps[:, 0] / math.sqrt(2)))  # (B,) uniform in (0, 1)
-        pick = top.indices.gather(1, (u * count).long().clamp(max=count - 1)[:, None])[:, 0]  # (B,)
+        pick = cand.gather(1, (u * count).long().clamp(max=count - 1)[:, None])[:, 0]  # (B,)
         return self.exemplar_z[pick] + self.config.exemplar_sd * eps
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:

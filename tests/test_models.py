@@ -177,15 +177,18 @@ def test_vae_exemplar_prior_draws_near_the_texts_nearest_exemplars():
 
 def test_vae_exemplar_prior_keeps_a_training_name_to_its_own_exemplars():
     vae = tiny_vae()
-    name, other = torch.nn.functional.normalize(torch.randn(2, 16), dim=1)
-    close = torch.nn.functional.normalize(name + 0.05 * other, dim=0)  # a neighbouring name (cosine ~0.999)
-    vae.set_exemplars(torch.stack([name, name, close, other]), torch.arange(4.0)[:, None].repeat(1, 4))
-    vae.config.exemplar_k, vae.config.exemplar_sd = 4, 0.0
+    e = torch.eye(16)
+    name, close, other = e[0], torch.nn.functional.normalize(e[0] + 0.05 * e[1], dim=0), e[2]  # close: cosine 0.999
+    vae.set_exemplars(torch.stack([name, name, close, other, name]), torch.arange(5.0)[:, None].repeat(1, 4))
+    vae.config.exemplar_k, vae.config.exemplar_sd = 1, 0.0
     eps = torch.randn(400, 4, generator=torch.Generator().manual_seed(0))
     picked = lambda t: set(vae.from_noise(eps, vae.condition(t), t)[:, 0].tolist())
-    assert picked(name.repeat(400, 1)) == {0.0, 1.0}  # both drawings of the name, never the close neighbour
-    free = torch.nn.functional.normalize(name + other, dim=0)  # no training name: its k nearest
-    assert picked(free.repeat(400, 1)) == {0.0, 1.0, 2.0, 3.0}
+    # all three drawings of the name (more than k), never the close neighbour
+    assert picked(name.repeat(400, 1)) == {0.0, 1.0, 4.0}
+    free = torch.nn.functional.normalize(other + 0.3 * e[3], dim=0)  # no training name: its k nearest
+    assert picked(free.repeat(400, 1)) == {3.0}
+    vae.config.exemplar_k = 4
+    assert len(picked(free.repeat(400, 1))) == 4 and 3.0 in picked(free.repeat(400, 1))
 
 
 def test_vae_exemplars_round_trip(tmp_path):
