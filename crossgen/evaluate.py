@@ -36,7 +36,7 @@ from .train.loop import hardware
 EMPTY = "<empty>"  # stands in for an empty caption: ROUGE-L divides by the candidate's length
 REFERENCES = "per image, the record's first two captions: its name and its keywords joined into one caption"
 USED_FILES = ["manifest.json", "word2vec.bin", "vae.json", "vae.safetensors", "features.json", "features.safetensors",
-              "captioner.json", "captioner.safetensors", "evaluator.json", "evaluator.safetensors"]
+              "captioner.json", "captioner.safetensors", "concept_fallback.json", "evaluator.json", "evaluator.safetensors"]
 
 
 @dataclass
@@ -127,25 +127,36 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 # --------------------------------------------------------------------------- the two directions
 
 def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tuple[dict, list[list[str]]]:
-    """The captioning section (the captioner and three baselines on `test`) and the model's n-best lists."""
+    """The captioning section (the shipped captioning, the LSTM alone when a concept-head fallback is shipped,
+    and three baselines on `test`) and the shipped n-best lists."""
     f_train, f_test = extract(pipe.features, train, pipe.device), extract(pipe.features, test, pipe.device)
-    nbest = []
+    lstm = []  # (caption, log-probability) n-best lists of the captioner alone
     for i in range(0, len(test), cfg.batch_size):
         hyps = pipe.captioner.generate(f_test[i:i + cfg.batch_size].to(pipe.device), beam=cfg.beam, n_best=cfg.n_best)
-        nbest += [[pipe.vocab.decode(h.tokens) for h in hs] or [""] for hs in hyps]
+        lstm += [[(pipe.vocab.decode(h.tokens), h.logprob) for h in hs] for hs in hyps]
+    shipped = lstm
+    if pipe.fallback is not None:  # as Pipeline.image_to_text: the concept head names unsure images
+        with torch.inference_mode():
+            probs = torch.cat([pipe.features.head(f_test[i:i + cfg.batch_size].to(pipe.device)).softmax(-1).cpu()
+                               for i in range(0, len(test), cfg.batch_size)])
+        shipped = [pipe.fallback.apply(cs, p) for cs, p in zip(lstm, probs)]
+    nbest = [[c for c, _ in cs] or [""] for cs in shipped]
     names = [r["name"] for r in train.records]
     counts = Counter(normalize_text(c) for r in train.records for c in r.get("captions") or [r["name"]])
     frequent = [c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:cfg.n_best]]
     methods = {
         "model": nbest,
+        **({"captioner_alone": [[c for c, _ in cs] or [""] for cs in lstm]} if pipe.fallback is not None else {}),
         "nn_features": nearest_names(f_test, f_train, names, cfg.n_best),
         "nn_pixels": nearest_names(test.images.flatten(1), train.images.flatten(1), names, cfg.n_best),
         "most_frequent": [frequent] * len(test),
     }
-    baselines = {"nn_features": "name of the training image nearest in the shipped ResNet feature space (cosine)",
+    baselines = {"captioner_alone": "the LSTM's beam search without the concept-head fallback",
+                 "nn_features": "name of the training image nearest in the shipped ResNet feature space (cosine)",
                  "nn_pixels": "name of the training image nearest in raw 64x64 RGB pixels (cosine)",
                  "most_frequent": f"the most frequent entries of the training records' captions lists: {frequent}"}
-    return {"images": len(test), "references": REFERENCES, "baselines": baselines,
+    fallback = {"threshold": pipe.fallback.threshold} if pipe.fallback is not None else None
+    return {"images": len(test), "references": REFERENCES, "baselines": baselines, "fallback": fallback,
             "nbest": f"beam {cfg.beam}, n-best {cfg.n_best}; baselines: the {cfg.n_best} nearest distinct names "
                      f"(most_frequent: the {cfg.n_best} most frequent captions)",
             "methods": {m: caption_metrics(v, test.records) for m, v in methods.items()}}, nbest

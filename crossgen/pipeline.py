@@ -1,6 +1,7 @@
 """The Pipeline: every model loaded once, on one device, behind two calls."""
 from __future__ import annotations
 
+import math
 import os
 import random
 import threading
@@ -13,6 +14,7 @@ from PIL import Image
 from .batching import BatchedModels
 from .captioner import Captioner, CaptionerConfig, Vocab
 from .checkpoint import load_json, load_model, verify_manifest
+from .concept_fallback import ConceptFallback, load_fallback
 from .device import get_device
 from .errors import CheckpointError, InvalidRequestError
 from .image_features import FeatureConfig, ImageFeatures
@@ -44,9 +46,9 @@ class Pipeline:
     """Text -> image (Word2Vec + CVAE) and image -> text (ResNet18 + LSTM), all on `device`."""
 
     def __init__(self, text_encoder: TextEncoder, vae: CVAE, features: ImageFeatures, captioner: Captioner,
-                 vocab: Vocab, device: torch.device, info: dict | None = None):
+                 vocab: Vocab, device: torch.device, info: dict | None = None, fallback: ConceptFallback | None = None):
         self.text_encoder, self.vae, self.features, self.captioner = text_encoder, vae, features, captioner
-        self.vocab, self.device, self.info = vocab, device, info or {}
+        self.vocab, self.device, self.info, self.fallback = vocab, device, info or {}, fallback
         self.batched = BatchedModels(vae, features, captioner)  # micro-batching of concurrent calls
 
     @classmethod
@@ -64,7 +66,8 @@ class Pipeline:
         text_encoder = TextEncoder.load(directory / WORD_VECTORS)
         if text_encoder.dim != vae.config.text_dim:
             raise CheckpointError(f"Word vectors ({text_encoder.dim}-d) do not match the VAE ({vae.config.text_dim}-d) in {directory}.")
-        return cls(text_encoder, vae, features, captioner, vocab, device, info)
+        fallback = load_fallback(directory, features.config.num_classes)  # None: captions are the LSTM's alone
+        return cls(text_encoder, vae, features, captioner, vocab, device, info, fallback)
 
     # ------------------------------------------------------------------ text -> image
     def encode_prompt(self, prompt: str) -> Encoded:
@@ -94,15 +97,21 @@ class Pipeline:
 
     def image_to_text(self, image: ImageInput, beam: int = 3, max_len: int = 20, n_best: int = 3,
                       length_penalty: float = 0.0) -> list[tuple[str, float]]:
-        """The n-best captions of an image with their log-probabilities, best first."""
+        """The n-best captions of an image with their log-probabilities, best first. When the best caption's
+        probability is below the shipped fallback threshold, the feature model's concept head names the image
+        instead (`crossgen.concept_fallback`; its log-probability is then the head's)."""
         if not 1 <= int(beam) <= MAX_BEAM:
             raise InvalidRequestError(f"Beam width must be between 1 and {MAX_BEAM}, not {beam}.")
         if not 1 <= int(max_len) <= 50:
             raise InvalidRequestError(f"Maximum caption length must be between 1 and 50, not {max_len}.")
         n_best = max(1, min(int(n_best), int(beam)))
         # ResNet18 features + beam search, batched with concurrent calls
-        hyps = self.batched.caption(self.image_tensor(image), int(beam), int(max_len), n_best, float(length_penalty))
-        return [(self.vocab.decode(h.tokens), h.logprob) for h in hyps]
+        x = self.image_tensor(image)
+        hyps = self.batched.caption(x, int(beam), int(max_len), n_best, float(length_penalty))
+        captions = [(self.vocab.decode(h.tokens), h.logprob) for h in hyps]
+        if self.fallback is not None and captions and math.exp(captions[0][1]) < self.fallback.threshold:
+            captions = self.fallback.apply(captions, self.features.classify(x)[0])
+        return captions
 
     # ------------------------------------------------------------------ both ways, and between prompts
     def prompt_words(self, prompt: str) -> PromptWords:

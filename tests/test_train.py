@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from crossgen.checkpoint import load_model
+from crossgen.concept_fallback import THRESHOLDS
 from crossgen.pipeline import Pipeline
 from crossgen.train import CaptionerTrainConfig, FeatureTrainConfig
 from crossgen.train.__main__ import RECIPES, config_for, main, recipe_for
@@ -34,6 +35,11 @@ def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     assert manifest["training"]["vae"]["config"]["latent_dim"] == 4
     assert manifest["training"]["vae"]["config"]["prior"] == "standard"
     assert {manifest["training"][s]["recipe"] for s in manifest["training"]} == {"quick"}  # auto on CPU
+    # the captioner stage chose the concept-head fallback's threshold on the validation slice
+    fallback = json.loads((out / "concept_fallback.json").read_text())
+    assert fallback["threshold"] in THRESHOLDS and set(fallback["val_exact"]) == {str(t) for t in THRESHOLDS}
+    assert manifest["training"]["captioner"]["result"]["fallback"]["threshold"] == fallback["threshold"]
+    assert "concept_fallback.json" in manifest["files"]
 
     vae, meta = load_model(out, "vae", CVAE, CVAEConfig)
     assert vae.config.prior == "standard" and vae.prior_net is None

@@ -11,7 +11,10 @@ from tqdm import tqdm
 from ..augment import augment
 from ..captioner import Captioner, CaptionerConfig, Vocab
 from ..checkpoint import load_model, save_model
+from ..concept_fallback import ConceptFallback, choose_threshold
+from ..data import load_records
 from ..image_features import FeatureConfig, ImageFeatures
+from ..preprocess import normalize_text
 from .dataset import Split, load_split
 from .loop import run_epochs, seed_everything
 
@@ -92,5 +95,30 @@ def train_captioner(data: str | Path, out: str | Path, device: torch.device, cfg
         save_model(out, "captioner", model, half=True, vocab=vocab.to_json(),
                    train={"epoch": row["epoch"], "val_exact": row["val_exact"], "config": asdict(cfg)})
 
-    return run_epochs("captioner", model, opt, sched, cfg.epochs, train_epoch, evaluate, save, work,
+    best = run_epochs("captioner", model, opt, sched, cfg.epochs, train_epoch, evaluate, save, work,
                       Path(out) / "logs", resume)
+    return {**best, "fallback": fit_fallback(data, out, device, limit)}
+
+
+def fit_fallback(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None,
+                 beam: int = 3, n_best: int = 3) -> dict:
+    """Choose on the validation slice below which caption probability the feature model's concept head names
+    the image instead (see `crossgen.concept_fallback`); writes `<out>/concept_fallback.json`. Returns the
+    choice; {} when the feature model has no concept head."""
+    features, meta = load_model(out, "features", ImageFeatures, FeatureConfig, device)
+    if features.head is None or not meta.get("concepts"):
+        return {}
+    captioner, cmeta = load_model(out, "captioner", Captioner, CaptionerConfig, device)
+    vocab = Vocab(cmeta["vocab"])
+    names_by_id = {r["id"]: r["name"] for r in load_records(data, split="train")}
+    names = [normalize_text(names_by_id.get(c, "")) for c in meta["concepts"]]
+    val = load_split(data, "val", limit=limit)
+    x = extract(features, val, device)  # (N, 512)
+    nbest = [[(vocab.decode(h.tokens), h.logprob) for h in hs]
+             for i in range(0, len(x), 256) for hs in captioner.generate(x[i:i + 256].to(device), beam=beam, n_best=n_best)]
+    with torch.inference_mode():
+        probs = features.head(x.to(device)).softmax(-1).cpu()  # (N, K)
+    threshold, scores = choose_threshold(nbest, probs, names, [r["name"] for r in val.records])
+    ConceptFallback(names, threshold).save(out, chosen_on=f"validation exact-name accuracy, beam {beam}",
+                                          val_exact=scores, val_images=len(val))
+    return {"threshold": threshold, "val_exact": scores}
