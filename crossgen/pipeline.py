@@ -110,7 +110,9 @@ class Pipeline:
         hyps = self.batched.caption(x, int(beam), int(max_len), n_best, float(length_penalty))
         captions = [(self.vocab.decode(h.tokens), h.logprob) for h in hyps]
         if self.fallback is not None and captions and math.exp(captions[0][1]) < self.fallback.threshold:
-            captions = self.fallback.apply(captions, self.features.classify(x)[0])
+            with torch.inference_mode():  # the concept head on the fast (folded) backbone's features
+                probs = self.features.head(self.batched.embed(x))[0].softmax(-1)  # (K,)
+            captions = self.fallback.apply(captions, probs)
         return captions
 
     # ------------------------------------------------------------------ both ways, and between prompts
