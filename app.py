@@ -117,8 +117,8 @@ def image_to_text(image: dict | str | None, beam: float = 3):
 
 def nbest_label(captions: list[tuple[str, float]]) -> dict[str, float]:
     """n-best captions -> {caption: probability} for gr.Label. The probability is the model's probability
-    of the whole caption, exp(sum of token log-probabilities), not a share of the n-best (for a name from the
-    concept-head fallback: the head's probability of that concept)."""
+    of the whole caption, exp(sum of token log-probabilities), not a share of the n-best (for names from the
+    concept-head fallback: the head's probabilities of those concepts)."""
     return {text or "(no words)": math.exp(logprob) for text, logprob in captions}
 
 

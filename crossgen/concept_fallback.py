@@ -2,8 +2,8 @@
 
 The LSTM captioner and the ResNet's concept-classification head read the same 512-d features. On the
 validation slice the captioner is the better namer when it is confident and the head when it is not,
-so below a probability `threshold` of the best caption the head's top concept name takes its place
-(the rest of the n-best follows). The threshold is chosen on the validation slice and saved as
+so below a probability `threshold` of the best caption the head's most probable concept names take the
+place of the n-best. The threshold is chosen on the validation slice and saved as
 `concept_fallback.json` next to the models; without that file captions are the captioner's alone.
 """
 from __future__ import annotations
@@ -27,15 +27,14 @@ class ConceptFallback:
     threshold: float  # replace the best caption when its probability is below this
 
     def apply(self, nbest: list[tuple[str, float]], probs: torch.Tensor) -> list[tuple[str, float]]:
-        """n-best (caption, log-probability), best first, and the head's class probabilities (K,) ->
-        the same list, or, when the best caption's probability is below the threshold, the head's top
-        concept name first (with the log of its class probability) and the other captions after it."""
+        """n-best (caption, log-probability), best first, and the head's class probabilities (K,) -> the same
+        list, or, when the best caption's probability is below the threshold, the head's most probable concept
+        names instead (as many, with the logs of their class probabilities), so a list never mixes the scores
+        of the two models."""
         if not nbest or math.exp(nbest[0][1]) >= self.threshold:
             return nbest
-        p, k = probs.max(0)
-        name = self.names[int(k)]
-        rest = [(c, lp) for c, lp in nbest if normalize_text(c) != normalize_text(name)]
-        return ([(name, math.log(max(float(p), 1e-12)))] + rest)[:len(nbest)]
+        top = probs.topk(min(len(nbest), len(probs)))
+        return [(self.names[int(k)], math.log(max(float(p), 1e-12))) for p, k in zip(top.values, top.indices)]
 
     def save(self, directory: str | Path, **extra) -> None:
         save_json(Path(directory) / FILE, {**asdict(self), **extra})

@@ -99,7 +99,7 @@ class Pipeline:
                       length_penalty: float = 0.0) -> list[tuple[str, float]]:
         """The n-best captions of an image with their log-probabilities, best first. When the best caption's
         probability is below the shipped fallback threshold, the feature model's concept head names the image
-        instead (`crossgen.concept_fallback`; its log-probability is then the head's)."""
+        instead (`crossgen.concept_fallback`: its most probable concepts, with their log-probabilities)."""
         if not 1 <= int(beam) <= MAX_BEAM:
             raise InvalidRequestError(f"Beam width must be between 1 and {MAX_BEAM}, not {beam}.")
         if not 1 <= int(max_len) <= 50:

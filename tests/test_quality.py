@@ -22,7 +22,7 @@ from conftest import FIXTURE, ROOT
 SHIPPED = ROOT / "checkpoints"
 
 # A little below what the shipped checkpoints score on the fixture (checkpoints/metrics_fixture.json).
-# Fixture figures (2026-11-28, H100-trained set, concept-head fallback), image -> text: exact 0.54, in 3-best 0.65,
+# Fixture figures (2026-11-28, H100-trained set, concept-head fallback), image -> text: exact 0.54, in 3-best 0.64,
 # BLEU-4 0.669, CIDEr 2.66 (the LSTM alone: 0.53, 0.64, 0.657, 2.69).
 CAPTION_FLOORS = {"exact_top1": 0.50, "exact_nbest": 0.60, "bleu4": 0.62, "cider": 2.45}
 # Text -> image, evaluator on 4 samples of each of the 100 fixture prompts: top-1 0.2275, top-5 0.565.
