@@ -11,7 +11,7 @@ import os
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Hashable, TypeVar
+from typing import Callable, Generic, Hashable, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -124,11 +124,16 @@ class CaptionRequest:
     length_penalty: float
 
 
+class Captions(NamedTuple):
+    hyps: list[Hypothesis]  # the n-best, best first
+    concepts: torch.Tensor | None  # (K,) the concept head's probabilities from the same features; None without a head
+
+
 class BatchedModels:
     """The Pipeline's VAE and ResNet18 + LSTM behind two micro-batchers.
 
     sample(...) draws like `CVAE.sample` with the request's own generator; caption(...) returns what
-    `Captioner.generate(features.embed(image))` returns. enabled=None reads CROSSGEN_BATCHING.
+    `Captioner.generate(features.embed(image))` returns, with the concept head's probabilities of those features. enabled=None reads CROSSGEN_BATCHING.
     """
 
     def __init__(self, vae: CVAE, features: ImageFeatures, captioner: Captioner, enabled: bool | None = None,
@@ -146,8 +151,8 @@ class BatchedModels:
         return self.samples(SampleRequest(vector, n, temperature, generator))
 
     def caption(self, image: torch.Tensor, beam: int, max_len: int, n_best: int,
-                length_penalty: float) -> list[Hypothesis]:
-        """The n-best hypotheses for one (1, 3, S, S) image, best first."""
+                length_penalty: float) -> Captions:
+        """The n-best hypotheses for one (1, 3, S, S) image, best first, and its concept probabilities."""
         return self.captions(CaptionRequest(image, beam, max_len, n_best, length_penalty))
 
     # ------------------------------------------------------------------ batch runners (worker thread)
@@ -174,8 +179,10 @@ class BatchedModels:
         return self.backbone()(x)
 
     @torch.inference_mode()
-    def _caption_batch(self, reqs: list[CaptionRequest]) -> list[list[Hypothesis]]:
+    def _caption_batch(self, reqs: list[CaptionRequest]) -> list[Captions]:
         feats = self.embed(torch.cat([r.image for r in reqs]))
+        head = self.features.head
+        probs = head(feats).softmax(-1) if head is not None else None  # (B, K): a matmul beside the backbone
         out: list[list[Hypothesis]] = [[] for _ in reqs]
         for (beam, max_len, penalty), idx in group_by(reqs, lambda r: (r.beam, r.max_len, r.length_penalty)).items():
             n_best = max(reqs[i].n_best for i in idx)  # the top few do not depend on how many are kept
@@ -183,4 +190,4 @@ class BatchedModels:
                                            length_penalty=penalty)
             for i, h in zip(idx, hyps):
                 out[i] = h[:reqs[i].n_best]
-        return out
+        return [Captions(h, probs[i] if probs is not None else None) for i, h in enumerate(out)]

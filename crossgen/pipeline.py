@@ -1,7 +1,6 @@
 """The Pipeline: every model loaded once, on one device, behind two calls."""
 from __future__ import annotations
 
-import math
 import os
 import random
 import threading
@@ -106,14 +105,9 @@ class Pipeline:
             raise InvalidRequestError(f"Maximum caption length must be between 1 and 50, not {max_len}.")
         n_best = max(1, min(int(n_best), int(beam)))
         # ResNet18 features + beam search, batched with concurrent calls
-        x = self.image_tensor(image)
-        hyps = self.batched.caption(x, int(beam), int(max_len), n_best, float(length_penalty))
-        captions = [(self.vocab.decode(h.tokens), h.logprob) for h in hyps]
-        if self.fallback is not None and captions and math.exp(captions[0][1]) < self.fallback.threshold:
-            with torch.inference_mode():  # the concept head on the fast (folded) backbone's features
-                probs = self.features.head(self.batched.embed(x))[0].softmax(-1)  # (K,)
-            captions = self.fallback.apply(captions, probs)
-        return captions
+        out = self.batched.caption(self.image_tensor(image), int(beam), int(max_len), n_best, float(length_penalty))
+        captions = [(self.vocab.decode(h.tokens), h.logprob) for h in out.hyps]
+        return self.fallback.apply(captions, out.concepts) if self.fallback is not None else captions
 
     # ------------------------------------------------------------------ both ways, and between prompts
     def prompt_words(self, prompt: str) -> PromptWords:
