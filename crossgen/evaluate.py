@@ -29,7 +29,7 @@ from .evaluator import (Evaluator, evaluator_config, evaluator_missing_hint, loa
                         topk_accuracy, train_evaluator)
 from .pipeline import Pipeline, default_checkpoints
 from .preprocess import normalize_text
-from .train.captioner import extract
+from .train.captioner import extract, nbest_and_concepts
 from .train.dataset import Split, load_split
 from .train.loop import hardware
 
@@ -130,15 +130,10 @@ def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tu
     """The captioning section (the shipped captioning, the LSTM alone when a concept-head fallback is shipped,
     and three baselines on `test`) and the shipped n-best lists."""
     f_train, f_test = extract(pipe.features, train, pipe.device), extract(pipe.features, test, pipe.device)
-    lstm = []  # (caption, log-probability) n-best lists of the captioner alone
-    for i in range(0, len(test), cfg.batch_size):
-        hyps = pipe.captioner.generate(f_test[i:i + cfg.batch_size].to(pipe.device), beam=cfg.beam, n_best=cfg.n_best)
-        lstm += [[(pipe.vocab.decode(h.tokens), h.logprob) for h in hs] for hs in hyps]
+    # (caption, log-probability) n-best lists of the captioner alone, and the concept head's probabilities
+    lstm, probs = nbest_and_concepts(pipe.features, pipe.captioner, pipe.vocab, f_test, cfg.beam, cfg.n_best, cfg.batch_size)
     shipped = lstm
     if pipe.fallback is not None:  # as Pipeline.image_to_text: the concept head names unsure images
-        with torch.inference_mode():
-            probs = torch.cat([pipe.features.head(f_test[i:i + cfg.batch_size].to(pipe.device)).softmax(-1).cpu()
-                               for i in range(0, len(test), cfg.batch_size)])
         shipped = [pipe.fallback.apply(cs, p) for cs, p in zip(lstm, probs)]
     nbest = [[c for c, _ in cs] or [""] for cs in shipped]
     names = [r["name"] for r in train.records]

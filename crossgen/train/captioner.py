@@ -43,6 +43,21 @@ def extract(model: ImageFeatures, split: Split, device: torch.device, views: int
     return torch.cat(feats)
 
 
+@torch.inference_mode()
+def nbest_and_concepts(features: ImageFeatures, captioner: Captioner, vocab: Vocab, feats: torch.Tensor,
+                       beam: int, n_best: int, batch_size: int = 256) -> tuple[list[list[tuple[str, float]]], torch.Tensor | None]:
+    """Per row of feats (N, 512): the captioner's n-best (caption, log-probability), and the concept head's
+    probabilities (N, K) on CPU (None without a head)."""
+    device = next(captioner.parameters()).device
+    nbest, probs = [], []
+    for i in range(0, len(feats), batch_size):
+        f = feats[i:i + batch_size].to(device)
+        nbest += [[(vocab.decode(h.tokens), h.logprob) for h in hs] for hs in captioner.generate(f, beam=beam, n_best=n_best)]
+        if features.head is not None:
+            probs.append(features.head(f).softmax(-1).cpu())
+    return nbest, torch.cat(probs) if probs else None
+
+
 def pad(seqs: list[list[int]]) -> torch.Tensor:
     out = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -113,11 +128,7 @@ def fit_fallback(data: str | Path, out: str | Path, device: torch.device, limit:
     names_by_id = {r["id"]: r["name"] for r in load_records(data, split="train")}
     names = [normalize_text(names_by_id.get(c, "")) for c in meta["concepts"]]
     val = load_split(data, "val", limit=limit)
-    x = extract(features, val, device)  # (N, 512)
-    nbest = [[(vocab.decode(h.tokens), h.logprob) for h in hs]
-             for i in range(0, len(x), 256) for hs in captioner.generate(x[i:i + 256].to(device), beam=beam, n_best=n_best)]
-    with torch.inference_mode():
-        probs = features.head(x.to(device)).softmax(-1).cpu()  # (N, K)
+    nbest, probs = nbest_and_concepts(features, captioner, vocab, extract(features, val, device), beam, n_best)
     threshold, scores = choose_threshold(nbest, probs, names, [r["name"] for r in val.records])
     ConceptFallback(names, threshold).save(out, chosen_on=f"validation exact-name accuracy, beam {beam}",
                                           val_exact=scores, val_images=len(val))
