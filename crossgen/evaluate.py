@@ -36,7 +36,8 @@ from .train.loop import hardware
 EMPTY = "<empty>"  # stands in for an empty caption: ROUGE-L divides by the candidate's length
 REFERENCES = "per image, the record's first two captions: its name and its keywords joined into one caption"
 USED_FILES = ["manifest.json", "word2vec.bin", "vae.json", "vae.safetensors", "features.json", "features.safetensors",
-              "captioner.json", "captioner.safetensors", "concept_fallback.json", "evaluator.json", "evaluator.safetensors"]
+              "captioner.json", "captioner.safetensors", "concept_fallback.json", "skin_tone.json", "evaluator.json",
+              "evaluator.safetensors"]
 
 
 @dataclass
@@ -127,31 +128,38 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 # --------------------------------------------------------------------------- the two directions
 
 def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tuple[dict, list[list[str]]]:
-    """The captioning section (the shipped captioning, the LSTM alone when a concept-head fallback is shipped,
-    and three baselines on `test`) and the shipped n-best lists."""
+    """The captioning section (the shipped captioning; the LSTM alone, and before the skin-tone reader, when those
+    are shipped; three baselines on `test`) and the shipped n-best lists."""
     f_train, f_test = extract(pipe.features, train, pipe.device), extract(pipe.features, test, pipe.device)
     # (caption, log-probability) n-best lists of the captioner alone, and the concept head's probabilities
     lstm, probs = nbest_and_concepts(pipe.features, pipe.captioner, pipe.vocab, f_test, cfg.beam, cfg.n_best, cfg.batch_size)
     shipped = lstm
     if pipe.fallback is not None:  # as Pipeline.image_to_text: the concept head names unsure images
         shipped = [pipe.fallback.apply(cs, p) for cs, p in zip(lstm, probs)]
+    untoned = shipped
+    if pipe.skin_tone is not None:  # as Pipeline.image_to_text: tone words read from the image's colours
+        shipped = [pipe.skin_tone.apply(cs, test.images[i].float() / 255) for i, cs in enumerate(untoned)]
     nbest = [[c for c, _ in cs] or [""] for cs in shipped]
     names = [r["name"] for r in train.records]
     counts = Counter(normalize_text(c) for r in train.records for c in r.get("captions") or [r["name"]])
     frequent = [c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:cfg.n_best]]
     methods = {
         "model": nbest,
+        **({"without_skin_tone": [[c for c, _ in cs] or [""] for cs in untoned]} if pipe.skin_tone is not None else {}),
         **({"captioner_alone": [[c for c, _ in cs] or [""] for cs in lstm]} if pipe.fallback is not None else {}),
         "nn_features": nearest_names(f_test, f_train, names, cfg.n_best),
         "nn_pixels": nearest_names(test.images.flatten(1), train.images.flatten(1), names, cfg.n_best),
         "most_frequent": [frequent] * len(test),
     }
-    baselines = {"captioner_alone": "the LSTM's beam search without the concept-head fallback",
+    baselines = {"without_skin_tone": "the shipped captioning without the skin-tone reader (tones as the captioner named them)",
+                 "captioner_alone": "the LSTM's beam search without the concept-head fallback or the skin-tone reader",
                  "nn_features": "name of the training image nearest in the shipped ResNet feature space (cosine)",
                  "nn_pixels": "name of the training image nearest in raw 64x64 RGB pixels (cosine)",
                  "most_frequent": f"the most frequent entries of the training records' captions lists: {frequent}"}
     fallback = {"threshold": pipe.fallback.threshold} if pipe.fallback is not None else None
+    skin_tone = {"radius": pipe.skin_tone.radius, "colours": len(pipe.skin_tone.palette)} if pipe.skin_tone is not None else None
     return {"images": len(test), "references": REFERENCES, "baselines": baselines, "fallback": fallback,
+            "skin_tone": skin_tone,
             "nbest": f"beam {cfg.beam}, n-best {cfg.n_best}; baselines: the {cfg.n_best} nearest distinct names "
                      f"(most_frequent: the {cfg.n_best} most frequent captions)",
             "methods": {m: caption_metrics(v, test.records) for m, v in methods.items()}}, nbest

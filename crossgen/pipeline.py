@@ -20,6 +20,7 @@ from .image_features import FeatureConfig, ImageFeatures
 from .interpolation import MAX_FRAMES, MIN_FRAMES, Interpolation, decode_path
 from .preprocess import ImageInput, load_image, resize, to_pil, to_tensor
 from .prompt_hints import PromptWords, analyse
+from .skin_tone import SkinTone, load_skin_tone
 from .text_encoder import Encoded, TextEncoder
 from .vae import CVAE, CVAEConfig
 
@@ -45,9 +46,10 @@ class Pipeline:
     """Text -> image (Word2Vec + CVAE) and image -> text (ResNet18 + LSTM), all on `device`."""
 
     def __init__(self, text_encoder: TextEncoder, vae: CVAE, features: ImageFeatures, captioner: Captioner,
-                 vocab: Vocab, device: torch.device, info: dict | None = None, fallback: ConceptFallback | None = None):
+                 vocab: Vocab, device: torch.device, info: dict | None = None, fallback: ConceptFallback | None = None,
+                 skin_tone: SkinTone | None = None):
         self.text_encoder, self.vae, self.features, self.captioner = text_encoder, vae, features, captioner
-        self.vocab, self.device, self.info, self.fallback = vocab, device, info or {}, fallback
+        self.vocab, self.device, self.info, self.fallback, self.skin_tone = vocab, device, info or {}, fallback, skin_tone
         self.batched = BatchedModels(vae, features, captioner)  # micro-batching of concurrent calls
 
     @classmethod
@@ -66,7 +68,8 @@ class Pipeline:
         if text_encoder.dim != vae.config.text_dim:
             raise CheckpointError(f"Word vectors ({text_encoder.dim}-d) do not match the VAE ({vae.config.text_dim}-d) in {directory}.")
         fallback = load_fallback(directory, features.config.num_classes)  # None: captions are the LSTM's alone
-        return cls(text_encoder, vae, features, captioner, vocab, device, info, fallback)
+        skin_tone = load_skin_tone(directory)  # None: captions keep the captioner's skin tones
+        return cls(text_encoder, vae, features, captioner, vocab, device, info, fallback, skin_tone)
 
     # ------------------------------------------------------------------ text -> image
     def encode_prompt(self, prompt: str) -> Encoded:
@@ -98,16 +101,20 @@ class Pipeline:
                       length_penalty: float = 0.0) -> list[tuple[str, float]]:
         """The n-best captions of an image with their log-probabilities, best first. When the best caption's
         probability is below the shipped fallback threshold, the feature model's concept head names the image
-        instead (`crossgen.concept_fallback`: its most probable concepts, with their log-probabilities)."""
+        instead (`crossgen.concept_fallback`: its most probable concepts, with their log-probabilities). Skin-tone
+        words are then read from the image's colours (`crossgen.skin_tone`)."""
         if not 1 <= int(beam) <= MAX_BEAM:
             raise InvalidRequestError(f"Beam width must be between 1 and {MAX_BEAM}, not {beam}.")
         if not 1 <= int(max_len) <= 50:
             raise InvalidRequestError(f"Maximum caption length must be between 1 and 50, not {max_len}.")
         n_best = max(1, min(int(n_best), int(beam)))
         # ResNet18 features + beam search, batched with concurrent calls
-        out = self.batched.caption(self.image_tensor(image), int(beam), int(max_len), n_best, float(length_penalty))
+        x = self.image_tensor(image)  # (1, 3, S, S)
+        out = self.batched.caption(x, int(beam), int(max_len), n_best, float(length_penalty))
         captions = [(self.vocab.decode(h.tokens), h.logprob) for h in out.hyps]
-        return self.fallback.apply(captions, out.concepts) if self.fallback is not None else captions
+        if self.fallback is not None:
+            captions = self.fallback.apply(captions, out.concepts)
+        return self.skin_tone.apply(captions, x[0]) if self.skin_tone is not None else captions
 
     # ------------------------------------------------------------------ both ways, and between prompts
     def prompt_words(self, prompt: str) -> PromptWords:

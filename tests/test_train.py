@@ -11,6 +11,7 @@ import torch
 
 from crossgen.checkpoint import load_model
 from crossgen.concept_fallback import THRESHOLDS
+from crossgen.skin_tone import RADII
 from crossgen.pipeline import Pipeline
 from crossgen.train import CaptionerTrainConfig, FeatureTrainConfig
 from crossgen.train.__main__ import RECIPES, config_for, main, recipe_for
@@ -40,6 +41,11 @@ def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     assert fallback["threshold"] in THRESHOLDS and set(fallback["val_exact"]) == {str(t) for t in THRESHOLDS}
     assert manifest["training"]["captioner"]["result"]["fallback"]["threshold"] == fallback["threshold"]
     assert "concept_fallback.json" in manifest["files"]
+    # and fitted the skin-tone reader on the toned training images (--limit 48 keeps one artist: no
+    # leave-one-artist-out choice, the middle radius)
+    tones = json.loads((out / "skin_tone.json").read_text())
+    assert len(tones["palette"]) == len(tones["tones"]) >= 2 and tones["radius"] == RADII[len(RADII) // 2]
+    assert tones["loo_accuracy"] == {} and "skin_tone.json" in manifest["files"]
 
     vae, meta = load_model(out, "vae", CVAE, CVAEConfig)
     assert vae.config.prior == "standard" and vae.prior_net is None

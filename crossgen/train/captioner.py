@@ -15,6 +15,7 @@ from ..concept_fallback import ConceptFallback, choose_threshold
 from ..data import load_records
 from ..image_features import FeatureConfig, ImageFeatures
 from ..preprocess import normalize_text
+from ..skin_tone import fit_skin_tone, tone_regions
 from .dataset import Split, load_split
 from .loop import run_epochs, seed_everything
 
@@ -112,7 +113,7 @@ def train_captioner(data: str | Path, out: str | Path, device: torch.device, cfg
 
     best = run_epochs("captioner", model, opt, sched, cfg.epochs, train_epoch, evaluate, save, work,
                       Path(out) / "logs", resume)
-    return {**best, "fallback": fit_fallback(data, out, device, limit)}
+    return {**best, "fallback": fit_fallback(data, out, device, limit), "skin_tone": fit_tones(data, out, limit)}
 
 
 def fit_fallback(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None,
@@ -133,3 +134,14 @@ def fit_fallback(data: str | Path, out: str | Path, device: torch.device, limit:
     ConceptFallback(names, threshold).save(out, chosen_on=f"validation exact-name accuracy, beam {beam}",
                                           val_exact=scores, val_images=len(val))
     return {"threshold": threshold, "val_exact": scores}
+
+
+def fit_tones(data: str | Path, out: str | Path, limit: int | None = None) -> dict:
+    """Fit the skin-tone reader (`crossgen.skin_tone`) on the toned training and validation images of every
+    training artist; writes `<out>/skin_tone.json`. Returns the radius and its leave-one-artist-out accuracies."""
+    split = load_split(data, ["train", "val"], limit=limit)
+    regions = tone_regions(split.records, split.images)
+    reader, scores = fit_skin_tone(regions)
+    reader.save(out, chosen_on="leave-one-artist-out tone accuracy on the training artists' toned images",
+                loo_accuracy=scores, regions=len(regions))
+    return {"radius": reader.radius, "colours": len(reader.palette), "loo_accuracy": scores}
