@@ -16,6 +16,7 @@ import torch
 
 from .checkpoint import load_json, save_json
 from .preprocess import normalize_text
+from .skin_tone import SkinTone
 
 FILE = "concept_fallback.json"
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # 0 = never replace
@@ -51,15 +52,18 @@ def load_fallback(directory: str | Path, num_classes: int) -> ConceptFallback | 
     return fallback if fallback.threshold > 0 and 0 < num_classes == len(fallback.names) else None
 
 
-def choose_threshold(nbest: list[list[tuple[str, float]]], probs: torch.Tensor, names: list[str],
-                     truth: list[str]) -> tuple[float, dict[str, float]]:
+def choose_threshold(nbest: list[list[tuple[str, float]]], probs: torch.Tensor, names: list[str], truth: list[str],
+                     reader: SkinTone | None = None, images: list[torch.Tensor] | None = None) -> tuple[float, dict[str, float]]:
     """The threshold among THRESHOLDS with the best exact-name accuracy of the best caption (the smallest on a
-    tie), and the accuracy at each. nbest per image as from the captioner, probs (N, K) of the head."""
+    tie), and the accuracy at each. nbest per image as from the captioner, probs (N, K) of the head; with a
+    skin-tone reader and the images (3, H, W), the best caption's tone words are read first, as the Pipeline does."""
     truth = [normalize_text(t) for t in truth]
     scores = {}
     for t in THRESHOLDS:
         fb = ConceptFallback(names, t)
         best = [fb.apply(cs, p)[0][0] if cs else "" for cs, p in zip(nbest, probs)]
+        if reader is not None and images is not None:
+            best = [reader.retone(b, x) for b, x in zip(best, images)]
         scores[str(t)] = sum(normalize_text(b) == y for b, y in zip(best, truth)) / max(len(truth), 1)
     chosen = max(THRESHOLDS, key=lambda t: (scores[str(t)], -t))
     return chosen, scores

@@ -38,6 +38,24 @@ def test_threshold_is_chosen_by_validation_accuracy():
     assert t == 0.0  # the head is wrong: never replace
 
 
+def test_threshold_is_chosen_on_captions_with_their_tones_read():
+    """With a skin-tone reader the threshold is chosen on the captions as the Pipeline gives them: a caption
+    whose only error is its tone is right once the reader has read the tone, so it need not be replaced."""
+    from crossgen.skin_tone import SkinTone
+    names = ["thumbs up light skin tone", "thumbs up dark skin tone", "dog"]
+    reader = SkinTone([[250.0, 220.0, 190.0], [110.0, 80.0, 70.0]], [0, 4], radius=16.0)
+    image = torch.ones(3, 8, 8)
+    image[:, 2:6, 2:6] = torch.tensor([110.0, 80.0, 70.0]).view(3, 1, 1) / 255  # dark skin
+    nbest = [[("thumbs up light skin tone", math.log(0.3))]]  # the right concept, the wrong tone, unsure
+    head = torch.tensor([[0.1, 0.1, 0.8]])  # the head is sure of the wrong concept
+    truth = ["thumbs up dark skin tone"]
+    _, plain = choose_threshold(nbest, head, names, truth)
+    t, read = choose_threshold(nbest, head, names, truth, reader, [image])
+    assert set(plain.values()) == {0.0}
+    assert read["0.0"] == 1.0 and read["0.3"] == 1.0 and read["0.4"] == 0.0 and read["0.9"] == 0.0
+    assert t == 0.0
+
+
 def test_fallback_loads_only_for_a_matching_head(tmp_path):
     assert load_fallback(tmp_path, 3) is None  # no file: captions are the LSTM's alone
     ConceptFallback(NAMES, 0.4).save(tmp_path, val_exact={})

@@ -15,7 +15,7 @@ from ..concept_fallback import ConceptFallback, choose_threshold
 from ..data import load_records
 from ..image_features import FeatureConfig, ImageFeatures
 from ..preprocess import normalize_text
-from ..skin_tone import fit_skin_tone, tone_regions
+from ..skin_tone import fit_skin_tone, load_skin_tone, tone_regions
 from .dataset import Split, load_split
 from .loop import run_epochs, seed_everything
 
@@ -113,14 +113,16 @@ def train_captioner(data: str | Path, out: str | Path, device: torch.device, cfg
 
     best = run_epochs("captioner", model, opt, sched, cfg.epochs, train_epoch, evaluate, save, work,
                       Path(out) / "logs", resume)
-    return {**best, "fallback": fit_fallback(data, out, device, limit), "skin_tone": fit_tones(data, out, limit)}
+    tones = fit_tones(data, out, limit)  # first: the fallback's threshold is chosen on the captions it rewrites
+    return {**best, "skin_tone": tones, "fallback": fit_fallback(data, out, device, limit)}
 
 
 def fit_fallback(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None,
                  beam: int = 3, n_best: int = 3) -> dict:
     """Choose on the validation slice below which caption probability the feature model's concept head names
-    the image instead (see `crossgen.concept_fallback`); writes `<out>/concept_fallback.json`. Returns the
-    choice; {} when the feature model has no concept head."""
+    the image instead (see `crossgen.concept_fallback`), on the captions as the Pipeline gives them (tone words
+    read by `<out>/skin_tone.json` when present); writes `<out>/concept_fallback.json`. Returns the choice; {}
+    when the feature model has no concept head."""
     features, meta = load_model(out, "features", ImageFeatures, FeatureConfig, device)
     if features.head is None or not meta.get("concepts"):
         return {}
@@ -130,9 +132,11 @@ def fit_fallback(data: str | Path, out: str | Path, device: torch.device, limit:
     names = [normalize_text(names_by_id.get(c, "")) for c in meta["concepts"]]
     val = load_split(data, "val", limit=limit)
     nbest, probs = nbest_and_concepts(features, captioner, vocab, extract(features, val, device), beam, n_best)
-    threshold, scores = choose_threshold(nbest, probs, names, [r["name"] for r in val.records])
-    ConceptFallback(names, threshold).save(out, chosen_on=f"validation exact-name accuracy, beam {beam}",
-                                          val_exact=scores, val_images=len(val))
+    reader = load_skin_tone(out)
+    images = [val.images[i].float() / 255 for i in range(len(val))] if reader is not None else None
+    threshold, scores = choose_threshold(nbest, probs, names, [r["name"] for r in val.records], reader, images)
+    how = f"validation exact-name accuracy, beam {beam}" + (", tones read by the skin-tone reader" if reader else "")
+    ConceptFallback(names, threshold).save(out, chosen_on=how, val_exact=scores, val_images=len(val))
     return {"threshold": threshold, "val_exact": scores}
 
 
