@@ -88,13 +88,16 @@ def test_generator_follows_the_text(metrics):
 
 def test_held_out_examples_are_named():
     """The held-out Twemoji examples in assets/ (an artist never trained on) get their names as the best
-    caption; the cat face's name is among the 3 best."""
+    caption, skin tones included; the cat face's name is among the 3 best."""
     pipe = crossgen.load(SHIPPED, device="cpu")
     examples = ROOT / "assets" / "examples"
     for name in ["red_apple", "rainbow", "thumbs_up", "dog", "automobile", "pizza"]:
         assert pipe.image_to_text(examples / f"twemoji_{name}.png", beam=3)[0][0] == name.replace("_", " ")
     captions = pipe.image_to_text(examples / "twemoji_cat_face.png", beam=3, n_best=3)
     assert "cat face" in [caption for caption, _ in captions], captions
+    # skin tones read from the colours (without the reader the captioner says medium-light, and light + medium-light)
+    for name in ["person_raising_hand_medium_skin_tone", "handshake_light_skin_tone_medium_dark_skin_tone"]:
+        assert pipe.image_to_text(examples / f"twemoji_{name}.png", beam=3)[0][0] == name.replace("_", " ")
 
 
 def test_shipped_metrics_describe_the_shipped_checkpoints():
