@@ -147,21 +147,24 @@ def _colour_shares(regions) -> dict[str, torch.Tensor]:
     return dict(sums)
 
 
-def _palette(shares: dict[str, torch.Tensor], counts: dict[str, torch.Tensor]) -> tuple[list[list[float]], list[int]]:
-    """Per artist and tone, the colour that covers the most more of that tone's images than of any other tone's."""
-    palette, tones = [], []
-    for style in sorted(shares):
-        f = shares[style] / counts[style][:, None].clamp(min=1)  # (5, bins) mean share
-        for t in range(len(TONES)):
-            if counts[style][t] == 0:
-                continue
-            others = torch.cat([f[:t], f[t + 1:]]).max(0).values
-            score = f[t] - others
-            best = int(score.argmax())
-            if score[best] > 0.01:
-                palette.append(decode(torch.tensor(best)).tolist())
-                tones.append(t)
-    return palette, tones
+def _palette(share: torch.Tensor, count: torch.Tensor) -> list[tuple[list[float], int]]:
+    """One artist's (colour, tone) pairs: per tone, the colour that covers the most more of that tone's images
+    than of any other tone's. share (5, bins) summed over the artist's regions, count (5,) regions per tone."""
+    f = share / count[:, None].clamp(min=1)  # (5, bins) mean share
+    out = []
+    for t in range(len(TONES)):
+        if count[t] == 0:
+            continue
+        score = f[t] - torch.cat([f[:t], f[t + 1:]]).max(0).values
+        best = int(score.argmax())
+        if score[best] > 0.01:
+            out.append((decode(torch.tensor(best)).tolist(), t))
+    return out
+
+
+def _reader(palettes: list[list[tuple[list[float], int]]], radius: float) -> SkinTone:
+    pairs = [pair for artist in palettes for pair in artist]
+    return SkinTone([c for c, _ in pairs], [t for _, t in pairs], radius)
 
 
 def fit_skin_tone(regions) -> tuple[SkinTone, dict[str, float]]:
@@ -171,20 +174,18 @@ def fit_skin_tone(regions) -> tuple[SkinTone, dict[str, float]]:
     counts = defaultdict(lambda: torch.zeros(len(TONES)))
     for _, tone, style in regions:
         counts[style][tone] += 1
-    palette, tones = _palette(shares, counts)
     styles = sorted(shares)
+    palettes = {s: _palette(shares[s], counts[s]) for s in styles}  # each artist's colours depend on it alone
     scores: dict[str, float] = {}
     if len(styles) >= 2:
+        held_out = {held: [(x, y) for x, y, s in regions if s == held] for held in styles}
         for radius in RADII:
             accs = []
-            for held in styles:
-                rest = [s for s in styles if s != held]
-                p, t = _palette({s: shares[s] for s in rest}, {s: counts[s] for s in rest})
-                model = SkinTone(p, t, radius)
-                ev = [(x, y) for x, y, s in regions if s == held]
+            for held, ev in held_out.items():
+                model = _reader([palettes[s] for s in styles if s != held], radius)
                 accs.append(sum(model.predict(x) == y for x, y in ev) / max(len(ev), 1))
             scores[str(radius)] = sum(accs) / len(accs)
         radius = max(RADII, key=lambda r: (scores[str(r)], -r))
     else:
         radius = RADII[len(RADII) // 2]
-    return SkinTone(palette, tones, radius), scores
+    return _reader([palettes[s] for s in styles], radius), scores
