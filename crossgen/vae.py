@@ -27,9 +27,9 @@ class CVAEConfig:
     beta: float = 1.0
     prior: str = "standard"  # "standard": p(z) = N(0, I); "learned": p(z | text) = N(mu(text), sigma(text)^2)
     prior_recon: float = 0.0  # learned prior: weight of the BCE of the image decoded at the prior mean (text alone)
-    exemplars: int = 0  # training images whose posterior means serve as the prior at sampling (0 = none)
+    exemplars: int = 0  # training images whose latents serve as the prior at sampling (0 = none)
     exemplar_k: int = 4  # a prompt draws near one of its name's exemplars, else one of its k nearest (cosine)
-    exemplar_sd: float = 0.5  # spread of z around the chosen exemplar's posterior mean (times temperature)
+    exemplar_sd: float = 0.5  # spread of z around the chosen exemplar's latent (times temperature)
 
     @property
     def bottom(self) -> int:  # spatial size after the encoder's stride-2 convolutions
@@ -111,7 +111,8 @@ class CVAE(nn.Module):
 
     def set_exemplars(self, text_vec: torch.Tensor, z: torch.Tensor) -> None:
         """Use training images as the prior when sampling (an exemplar prior, as in Exemplar VAE): their
-        text vectors (N, D) and posterior means (N, Z); saved with the weights."""
+        text vectors (N, D) and latents (N, Z): posterior means, or latents fitted to the images
+        (`train.vae.refine_latents`); saved with the weights."""
         self.config.exemplars = len(text_vec)
         device = next(self.parameters()).device
         self.register_buffer("exemplar_text", F.normalize(text_vec.float(), dim=1).to(device))  # (N, D)
@@ -141,7 +142,7 @@ class CVAE(nn.Module):
         return eps if prior is None else prior[0] + eps * torch.exp(0.5 * prior[1])
 
     def exemplar_latent(self, eps: torch.Tensor, text_vec: torch.Tensor) -> torch.Tensor:
-        """z = posterior mean of an exemplar of the text + exemplar_sd * noise. A prompt that is a training
+        """z = latent of an exemplar of the text + exemplar_sd * noise. A prompt that is a training
         name draws among that name's exemplars only (its drawings by the different artists); any other
         prompt among its k nearest. The exemplar is picked by the noise's first coordinate (through the
         normal CDF) from the candidates in index order, so a seed fixes the images on any device."""

@@ -3,6 +3,7 @@ import torch
 from crossgen import (CVAE, Captioner, CaptionerConfig, CVAEConfig, FeatureConfig, ImageFeatures, Vocab, load_model,
                       save_model)
 from crossgen.augment import augment
+from crossgen.train.vae import refine_latents
 
 from conftest import tiny_captioner, tiny_vae
 
@@ -200,3 +201,20 @@ def test_vae_exemplars_round_trip(tmp_path):
     t = torch.randn(2, 16)
     assert torch.equal(vae.sample(t, n=2, generator=torch.Generator().manual_seed(3)),
                        vae2.sample(t, n=2, generator=torch.Generator().manual_seed(3)))
+
+
+def test_refine_latents_fits_the_image_and_leaves_the_decoder_alone():
+    vae = tiny_vae()
+    x, t = torch.rand(3, 3, 64, 64), torch.randn(3, 16)
+    cond = vae.condition(t)
+    z0 = torch.randn(3, 4)
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+
+    def bce(z):
+        return torch.nn.functional.binary_cross_entropy_with_logits(vae.decode(z, cond), x).item()
+
+    z = refine_latents(vae, x, cond, z0, steps=20, lr=0.1)
+    assert z.shape == z0.shape and not z.requires_grad and bce(z) < bce(z0)
+    assert torch.equal(refine_latents(vae, x, cond, z0, steps=0, lr=0.1), z0)
+    assert all(torch.equal(v, before[k]) for k, v in vae.state_dict().items())
+    assert all(p.grad is None for p in vae.parameters())

@@ -26,10 +26,11 @@ SHIPPED = ROOT / "checkpoints"
 # in 3-best 0.78, BLEU-4 0.808, CIDEr 2.95 (without the skin-tone reader: 0.54, 0.64, 0.669, 2.66; the LSTM alone:
 # 0.53, 0.64, 0.657, 2.69).
 CAPTION_FLOORS = {"exact_top1": 0.62, "exact_nbest": 0.74, "bleu4": 0.76, "cider": 2.75}
-# Text -> image, evaluator on 4 samples of each of the 100 fixture prompts: top-1 0.2275, top-5 0.565.
-T2I_FLOORS = {"top1": 0.20, "top5": 0.52}
-# Per-category FID of the samples over that of the same VAE with shuffled prompts: 0.57 on the fixture.
-INTRA_FID_RATIO_CEILING = 0.62
+# Text -> image, evaluator on 4 samples of each of the 100 fixture prompts: top-1 0.275, top-5 0.58 (exemplar
+# latents fitted to their images; at the posterior means: 0.2275 and 0.565).
+T2I_FLOORS = {"top1": 0.25, "top5": 0.55}
+# Per-category FID of the samples over that of the same VAE with shuffled prompts: 0.55 on the fixture.
+INTRA_FID_RATIO_CEILING = 0.60
 
 
 @pytest.fixture(scope="module")

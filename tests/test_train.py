@@ -53,6 +53,11 @@ def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     assert n > 0 and vae.exemplar_z.shape == (n, 4) and vae.exemplar_text.shape == (n, 16)
     # the spread around an exemplar is measured from the posteriors, not left at the config default
     assert 0 < vae.config.exemplar_sd < 2 and vae.config.exemplar_sd != CVAEConfig.exemplar_sd
+    # the stored latents were fitted from the posterior means and reconstruct their images better
+    ex = meta["exemplars"]
+    assert ex["count"] == n and ex["refine_steps"] == RECIPES["quick"]["vae"]["refine_steps"] > 0  # auto on CPU
+    assert ex["bce_stored"] < ex["bce_posterior_mean"]
+    assert manifest["training"]["vae"]["result"]["exemplars"] == ex
 
     pipe = Pipeline.from_checkpoints(out, "cpu")
     word = next(w for w in ("face", "heart", "apple") if w in pipe.text_encoder.wv)
@@ -65,6 +70,15 @@ def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     assert "resumed after epoch 2" in capsys.readouterr().out
     assert len(json.loads((out / "logs" / "vae.json").read_text())) == 2
     assert torch.equal(load_model(out, "vae", CVAE, CVAEConfig)[0].exemplar_z, vae.exemplar_z)
+
+    # the exemplars stage rebuilds only the table: --refine-steps 0 stores the posterior means
+    main(["exemplars", "--out", str(out), "--work", str(work), *TINY, "--refine-steps", "0"])
+    vae0, meta0 = load_model(out, "vae", CVAE, CVAEConfig)
+    assert meta0["exemplars"]["refine_steps"] == 0
+    assert meta0["exemplars"]["bce_stored"] == meta0["exemplars"]["bce_posterior_mean"] > ex["bce_stored"]
+    assert vae0.exemplar_z.shape == vae.exemplar_z.shape and not torch.equal(vae0.exemplar_z, vae.exemplar_z)
+    assert all(torch.equal(a, b) for a, b in zip(vae0.parameters(), vae.parameters()))  # weights untouched
+    assert json.loads((out / "manifest.json").read_text())["training"]["exemplars"]["result"] == meta0["exemplars"]
 
 
 def test_recipes_change_stage_defaults_and_flags_win():
@@ -83,6 +97,9 @@ def test_recipes_change_stage_defaults_and_flags_win():
 
 
 def test_full_recipe_is_how_the_shipped_set_was_trained():
-    manifest = json.loads((ROOT / "checkpoints" / "manifest.json").read_text())
+    training = json.loads((ROOT / "checkpoints" / "manifest.json").read_text())["training"]
     for stage in RECIPES["full"]:
-        assert manifest["training"][stage]["config"] == dataclasses.asdict(config_for(stage, argparse.Namespace(), "full"))
+        recorded = training[stage]["config"]
+        if stage == "vae" and "exemplars" in training:  # its exemplar table was rebuilt later by the exemplars stage
+            recorded = {**recorded, **{k: training["exemplars"]["config"][k] for k in ("refine_steps", "refine_lr")}}
+        assert recorded == dataclasses.asdict(config_for(stage, argparse.Namespace(), "full")), stage

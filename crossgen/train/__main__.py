@@ -1,4 +1,5 @@
 """python -m crossgen.train {word2vec,features,vae,captioner,all} --data data/emoji --out checkpoints
+(`exemplars` rebuilds only the trained VAE's exemplar table; the vae stage ends with it.)
 
 External sets: --data {coco,flickr30k,flickr8k,folder} --root PATH, also under
 torchrun --nproc_per_node=N -m crossgen.train ... (DistributedDataParallel)."""
@@ -18,21 +19,21 @@ from ..checkpoint import load_json, write_manifest
 from ..data.sources import SOURCES
 from ..device import get_device
 from ..text_encoder import Word2VecConfig
-from . import (CaptionerTrainConfig, FeatureTrainConfig, VAETrainConfig, train_captioner, train_features, train_vae,
-               train_word2vec)
+from . import (CaptionerTrainConfig, FeatureTrainConfig, VAETrainConfig, add_exemplars, train_captioner, train_features,
+               train_vae, train_word2vec)
 from .external_cli import train_external
 from .loop import hardware
 from .streaming import DataConfig
 
 STAGES = ["word2vec", "features", "vae", "captioner"]
 CONFIGS = {"word2vec": Word2VecConfig, "features": FeatureTrainConfig, "vae": VAETrainConfig,
-           "captioner": CaptionerTrainConfig}
+           "captioner": CaptionerTrainConfig, "exemplars": VAETrainConfig}
 # Emoji-set recipes: per-stage changes to the dataclass defaults (flags given still win).
 # "full" is the shipped set: 7.6 min on one H100, hours on 2 CPU cores. "quick" fits `all` in an hour
 # on a 2-core CPU: fewer feature epochs, and the captioner stops where its validation loss bottomed out.
 RECIPES = {
     "full": {"features": {"epochs": 114}, "captioner": {"views": 6, "epochs": 16}, "vae": {"epochs": 30}},
-    "quick": {"features": {"epochs": 20}, "captioner": {"views": 2, "epochs": 6}, "vae": {"epochs": 10}},
+    "quick": {"features": {"epochs": 20}, "captioner": {"views": 2, "epochs": 6}, "vae": {"epochs": 10, "refine_steps": 10}},
 }
 
 
@@ -55,7 +56,7 @@ def config_for(stage: str, args: argparse.Namespace, recipe: str | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m crossgen.train", description=__doc__)
-    p.add_argument("stage", choices=STAGES + ["all"])
+    p.add_argument("stage", choices=STAGES + ["exemplars", "all"])
     p.add_argument("--data", default="data/emoji", help="built dataset (python -m crossgen.data emoji)")
     p.add_argument("--out", default="checkpoints", help="where checkpoints, logs and manifest.json go")
     p.add_argument("--work", default="runs", help="resumable training state (git-ignored)")
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--beta", type=float, help="vae: weight of the KL term")
     p.add_argument("--prior", choices=["standard", "learned"], help="vae: N(0, I) or p(z | text)")
     p.add_argument("--prior-recon", type=float, help="vae: weight of the prior-mean reconstruction (learned prior)")
+    p.add_argument("--refine-steps", type=int, help="vae, exemplars: Adam steps fitting each exemplar's latent (0: means)")
+    p.add_argument("--refine-lr", type=float, help="vae, exemplars: their learning rate")
     x = p.add_argument_group("external sets (--data coco|flickr30k|flickr8k|folder)")
     dc = DataConfig()
     x.add_argument("--root", help="where the set is on disk")
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
             result = train_features(args.data, out, device, cfg, **common)
         elif stage == "vae":
             result = train_vae(args.data, out, device, cfg, **common)
+        elif stage == "exemplars":
+            result = add_exemplars(args.data, out, device, args.limit, cfg.refine_steps, cfg.refine_lr)
         else:
             result = train_captioner(args.data, out, device, cfg, **common)
         training[stage] = {"config": dataclasses.asdict(cfg), "recipe": recipe, "result": result, "minutes": round((time.time() - t0) / 60, 2),
