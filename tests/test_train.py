@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from crossgen.checkpoint import load_model
@@ -103,3 +104,9 @@ def test_full_recipe_is_how_the_shipped_set_was_trained():
         if stage == "vae" and "exemplars" in training:  # its exemplar table was rebuilt later by the exemplars stage
             recorded = {**recorded, **{k: training["exemplars"]["config"][k] for k in ("refine_steps", "refine_lr")}}
         assert recorded == dataclasses.asdict(config_for(stage, argparse.Namespace(), "full")), stage
+
+
+def test_exemplars_stage_is_for_the_emoji_set(tmp_path: Path):
+    with pytest.raises(SystemExit, match="exemplar table"):
+        main(["exemplars", "--data", "coco", "--root", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     stages = STAGES if args.stage == "all" else [args.stage]
     if args.data in SOURCES and not (Path(args.data) / "records.jsonl").is_file():
+        if args.stage == "exemplars":
+            raise SystemExit("the exemplars stage rebuilds the emoji VAE's exemplar table; "
+                             "a VAE trained on an external set has none (it samples from its prior)")
         return train_external(args, stages, config_for)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise SystemExit("torchrun is for the external sets (--data coco|flickr30k|flickr8k|folder --root PATH); "
