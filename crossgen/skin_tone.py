@@ -5,7 +5,9 @@ colour, and the artists' palettes agree closely. The captioner gets the concept 
 tone (it sees the colour only through features trained to be robust to brightness), so a caption's tone words
 are rewritten from the image: the most common colour among pixels close to a training artist's skin colour is
 matched to the nearest of those colours. Two-person names ("handshake: light skin tone, dark skin tone") read
-the left and right halves, in the order Unicode names them; equal tones are named once, as Unicode does.
+the left and right halves, in the order Unicode names them; equal tones are named once, as Unicode does. So a
+caption of a two-person concept (one the training names give two tones) that names one tone gets the second
+when the halves differ.
 
 The palette (one skin colour per artist and tone) and the match radius are fitted on the training artists,
 the radius by leave-one-artist-out accuracy, and saved as `skin_tone.json` next to the models.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,6 +37,7 @@ class SkinTone:
     palette: list[list[float]]  # (R, 3) skin colours, 0-255 RGB
     tones: list[int]  # (R,) index into TONES of each palette colour
     radius: float  # a pixel counts as skin within this RGB distance of a palette colour
+    pairs: list[str] = field(default_factory=list)  # two-person concepts, tone words taken out ("handshake")
 
     def predict(self, image: torch.Tensor) -> int | None:
         """(3, H, W) in [0, 1] -> index into TONES, or None when no pixel is close to a skin colour."""
@@ -52,9 +55,16 @@ class SkinTone:
 
     def retone(self, caption: str, image: torch.Tensor) -> str:
         """The caption with its skin-tone words read from the image: one tone phrase from the whole image, two
-        from the left and right halves (named once when equal). Unchanged without tone words, with more than
-        two, or when the image shows no skin colour."""
+        from the left and right halves (named once when equal; a two-person concept named with one tone gets
+        the second when the halves differ). Unchanged without tone words, with more than two, or when the image
+        shows no skin colour."""
         found = list(PHRASE.finditer(caption))
+        if len(found) == 1 and without_tones(caption) in self.pairs:
+            w = image.shape[-1]
+            left, right = self.predict(image[..., : w // 2]), self.predict(image[..., w // 2:])
+            if left is not None and right is not None and left != right:
+                m = found[0]
+                return f"{caption[:m.start()]}{TONES[left]} skin tone {TONES[right]} skin tone{caption[m.end():]}"
         if len(found) == 1:
             tone = self.predict(image)
             return caption if tone is None else _replace(caption, found, [tone])
@@ -80,6 +90,16 @@ class SkinTone:
 
     def save(self, directory: str | Path, **extra) -> None:
         save_json(Path(directory) / FILE, {**asdict(self), **extra})
+
+
+def without_tones(caption: str) -> str:
+    """The caption with its tone phrases taken out ("handshake light skin tone dark skin tone" -> "handshake")."""
+    return " ".join(PHRASE.sub(" ", caption).split())
+
+
+def two_tone_concepts(names: list[str]) -> list[str]:
+    """The concepts (tone words taken out) that some of these normalised names give two tone phrases."""
+    return sorted({without_tones(n) for n in names if len(PHRASE.findall(n)) == 2})
 
 
 def _replace(caption: str, found: list[re.Match], tones: list[int]) -> str:
@@ -116,7 +136,8 @@ def load_skin_tone(directory: str | Path) -> SkinTone | None:
     if not path.is_file():
         return None
     meta = load_json(path)
-    return SkinTone([list(map(float, c)) for c in meta["palette"]], [int(t) for t in meta["tones"]], float(meta["radius"]))
+    return SkinTone([list(map(float, c)) for c in meta["palette"]], [int(t) for t in meta["tones"]], float(meta["radius"]),
+                    [str(n) for n in meta.get("pairs", [])])
 
 
 # --------------------------------------------------------------------------- fitting on the training artists

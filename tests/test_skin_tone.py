@@ -8,7 +8,8 @@ import torch
 from crossgen.concept_fallback import ConceptFallback
 from crossgen.image_features import FeatureConfig, ImageFeatures
 from crossgen.pipeline import Pipeline
-from crossgen.skin_tone import RADII, TONES, SkinTone, fit_skin_tone, load_skin_tone, tone_regions
+from crossgen.skin_tone import (RADII, TONES, SkinTone, fit_skin_tone, load_skin_tone, tone_regions, two_tone_concepts,
+                                without_tones)
 
 # one artist's five skin colours, light to dark (0-255 RGB), and a second artist's a little off them
 PALETTE = [[248, 216, 184], [224, 184, 144], [184, 136, 104], [160, 104, 64], [112, 80, 72]]
@@ -51,6 +52,20 @@ def test_captions_get_the_images_tones():
     assert r.retone("kiss man man light skin tone dark skin tone", dark) == "kiss man man dark skin tone"
 
 
+def test_a_two_person_concept_named_with_one_tone_gets_the_second():
+    r = reader()
+    r.pairs = two_tone_concepts(["handshake light skin tone dark skin tone", "handshake light skin tone",
+                                 "thumbs up dark skin tone", "kiss woman man medium skin tone light skin tone"])
+    assert r.pairs == ["handshake", "kiss woman man"] and without_tones("kiss woman man light skin tone") == "kiss woman man"
+    two = drawing(PALETTE[0], PALETTE[3])  # light on the left, medium-dark on the right
+    assert r.retone("handshake medium skin tone", two) == "handshake light skin tone medium dark skin tone"
+    assert r.retone("kiss woman man dark skin tone", two) == "kiss woman man light skin tone medium dark skin tone"
+    assert r.retone("handshake medium skin tone", drawing(PALETTE[1])) == "handshake medium light skin tone"  # equal
+    # one-person concepts, and any concept when no pairs are known, keep one tone (read from the whole image)
+    assert r.retone("thumbs up medium skin tone", two).count("skin tone") == 1
+    assert reader().retone("handshake medium skin tone", two).count("skin tone") == 1
+
+
 def test_nbest_keeps_its_length_and_scores():
     r = reader()
     nbest = [("thumbs up light skin tone", math.log(0.5)), ("thumbs up medium skin tone", math.log(0.3)),
@@ -88,7 +103,11 @@ def test_fit_finds_each_artists_colours_and_a_radius():
 def test_save_and_load(tmp_path):
     assert load_skin_tone(tmp_path) is None  # absent: captions keep the captioner's tones
     reader().save(tmp_path, loo_accuracy={})
-    assert load_skin_tone(tmp_path) == reader()
+    assert load_skin_tone(tmp_path) == reader() and load_skin_tone(tmp_path).pairs == []
+    r = reader()
+    r.pairs = ["handshake"]
+    r.save(tmp_path)
+    assert load_skin_tone(tmp_path) == r
 
 
 def test_pipeline_reads_tones_after_the_fallback(tiny_pipeline):

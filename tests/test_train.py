@@ -47,6 +47,7 @@ def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     tones = json.loads((out / "skin_tone.json").read_text())
     assert len(tones["palette"]) == len(tones["tones"]) >= 2 and tones["radius"] == RADII[len(RADII) // 2]
     assert tones["loo_accuracy"] == {} and "skin_tone.json" in manifest["files"]
+    assert isinstance(tones["pairs"], list)  # two-person concepts among the (limited) training names
 
     vae, meta = load_model(out, "vae", CVAE, CVAEConfig)
     assert vae.config.prior == "standard" and vae.prior_net is None

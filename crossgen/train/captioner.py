@@ -15,7 +15,7 @@ from ..concept_fallback import ConceptFallback, choose_threshold
 from ..data import load_records
 from ..image_features import FeatureConfig, ImageFeatures
 from ..preprocess import normalize_text
-from ..skin_tone import fit_skin_tone, load_skin_tone, tone_regions
+from ..skin_tone import fit_skin_tone, load_skin_tone, tone_regions, two_tone_concepts
 from .dataset import Split, load_split
 from .loop import run_epochs, seed_everything
 
@@ -146,6 +146,8 @@ def fit_tones(data: str | Path, out: str | Path, limit: int | None = None) -> di
     split = load_split(data, ["train", "val"], limit=limit)
     regions = tone_regions(split.records, split.images)
     reader, scores = fit_skin_tone(regions)
+    reader.pairs = two_tone_concepts([normalize_text(r["name"]) for r in split.records])
     reader.save(out, chosen_on="leave-one-artist-out tone accuracy on the training artists' toned images",
                 loo_accuracy=scores, regions=len(regions))
-    return {"radius": reader.radius, "colours": len(reader.palette), "loo_accuracy": scores}
+    return {"radius": reader.radius, "colours": len(reader.palette), "two_tone_concepts": len(reader.pairs),
+            "loo_accuracy": scores}
