@@ -59,21 +59,17 @@ class SkinTone:
         the second when the halves differ). Unchanged without tone words, with more than two, or when the image
         shows no skin colour."""
         found = list(PHRASE.finditer(caption))
-        if len(found) == 1 and without_tones(caption) in self.pairs:
+        if len(found) == 2 or (len(found) == 1 and without_tones(caption) in self.pairs):  # two people
             w = image.shape[-1]
             left, right = self.predict(image[..., : w // 2]), self.predict(image[..., w // 2:])
-            if left is not None and right is not None and left != right:
-                m = found[0]
-                return f"{caption[:m.start()]}{TONES[left]} skin tone {TONES[right]} skin tone{caption[m.end():]}"
+            # named once when equal; a caption naming one tone for two people reads the whole image then
+            if left is not None and right is not None and (len(found) == 2 or left != right):
+                return _replace(caption, found, [left] if left == right else [left, right])
+            if len(found) == 2:
+                return caption
         if len(found) == 1:
             tone = self.predict(image)
             return caption if tone is None else _replace(caption, found, [tone])
-        if len(found) == 2:
-            w = image.shape[-1]
-            left, right = self.predict(image[..., : w // 2]), self.predict(image[..., w // 2:])
-            if left is None or right is None:
-                return caption
-            return _replace(caption, found, [left] if left == right else [left, right])
         return caption
 
     def apply(self, nbest: list[tuple[str, float]], image: torch.Tensor) -> list[tuple[str, float]]:
@@ -103,11 +99,12 @@ def two_tone_concepts(names: list[str]) -> list[str]:
 
 
 def _replace(caption: str, found: list[re.Match], tones: list[int]) -> str:
+    """The tone phrases `found` rewritten with `tones`, in order: a phrase left without a tone is dropped, and
+    tones beyond the phrases follow the last one."""
     parts, end = [], 0
     for i, m in enumerate(found):
         parts.append(caption[end:m.start()])
-        if i < len(tones):
-            parts.append(f"{TONES[tones[i]]} skin tone")
+        parts.append(" ".join(f"{TONES[t]} skin tone" for t in (tones[i:] if i == len(found) - 1 else tones[i:i + 1])))
         end = m.end()
     parts.append(caption[end:])
     return re.sub(r"\s+", " ", "".join(parts)).strip()
