@@ -133,12 +133,10 @@ def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tu
     f_train, f_test = extract(pipe.features, train, pipe.device), extract(pipe.features, test, pipe.device)
     # (caption, log-probability) n-best lists of the captioner alone, and the concept head's probabilities
     lstm, probs = nbest_and_concepts(pipe.features, pipe.captioner, pipe.vocab, f_test, cfg.beam, cfg.n_best, cfg.batch_size)
-    shipped = lstm
-    if pipe.fallback is not None:  # as Pipeline.image_to_text: the concept head names unsure images
-        shipped = [pipe.fallback.apply(cs, p) for cs, p in zip(lstm, probs)]
-    untoned = shipped
-    if pipe.skin_tone is not None:  # as Pipeline.image_to_text: tone words read from the image's colours
-        shipped = [pipe.skin_tone.apply(cs, test.images[i].float() / 255) for i, cs in enumerate(untoned)]
+    # as Pipeline.image_to_text: the concept head names unsure images, then tone words are read from the colours
+    heads = probs if probs is not None else [None] * len(lstm)  # None: a feature model without a concept head
+    steps = [pipe.rewrite(cs, p, test.images[i].float() / 255) for i, (cs, p) in enumerate(zip(lstm, heads))]
+    untoned, shipped = [u for u, _ in steps], [s for _, s in steps]
     nbest = [[c for c, _ in cs] or [""] for cs in shipped]
     names = [r["name"] for r in train.records]
     counts = Counter(normalize_text(c) for r in train.records for c in r.get("captions") or [r["name"]])

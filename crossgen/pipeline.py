@@ -111,10 +111,16 @@ class Pipeline:
         # ResNet18 features + beam search, batched with concurrent calls
         x = self.image_tensor(image)  # (1, 3, S, S)
         out = self.batched.caption(x, int(beam), int(max_len), n_best, float(length_penalty))
-        captions = [(self.vocab.decode(h.tokens), h.logprob) for h in out.hyps]
+        return self.rewrite([(self.vocab.decode(h.tokens), h.logprob) for h in out.hyps], out.concepts, x[0])[-1]
+
+    def rewrite(self, captions: list[tuple[str, float]], concepts: torch.Tensor | None,
+                image: torch.Tensor) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """The captioner's n-best list as `image_to_text` returns it, in its two steps: (after the concept-head
+        fallback, then with the skin tones read), each step skipped when not shipped. concepts: (K,) the head's
+        probabilities (None without a head); image: (3, H, W) in [0, 1]."""
         if self.fallback is not None:
-            captions = self.fallback.apply(captions, out.concepts)
-        return self.skin_tone.apply(captions, x[0]) if self.skin_tone is not None else captions
+            captions = self.fallback.apply(captions, concepts)
+        return captions, self.skin_tone.apply(captions, image) if self.skin_tone is not None else captions
 
     # ------------------------------------------------------------------ both ways, and between prompts
     def prompt_words(self, prompt: str) -> PromptWords:

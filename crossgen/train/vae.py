@@ -114,7 +114,7 @@ def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit
             mu, logvar = model.encode(x, cond)  # (B, Z) each
         z = refine_latents(model, x, cond, mu, refine_steps, refine_lr) if refine_steps else mu
         with torch.no_grad():
-            for j, zz in enumerate((mu, z)):
+            for j, zz in enumerate((mu, z) if refine_steps else (mu,)):  # unrefined: stored = means, decoded once
                 bce[j] += F.binary_cross_entropy_with_logits(model.decode(zz, cond), x, reduction="sum").item()
         texts.append(t.cpu())
         zs.append(z.cpu())
@@ -122,6 +122,8 @@ def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit
     model.set_exemplars(torch.cat(texts), torch.cat(zs))
     # draw about as far from an exemplar as its own posterior spreads: further gives blurred, off-model images
     model.config.exemplar_sd = round(torch.cat(sds).mean().item(), 4)
+    if not refine_steps:
+        bce[1] = bce[0]
     n = max(len(keep), 1)
     summary = {"count": len(keep), "refine_steps": refine_steps, "refine_lr": refine_lr,
                "bce_posterior_mean": round(bce[0].item() / n, 1), "bce_stored": round(bce[1].item() / n, 1)}
