@@ -123,3 +123,19 @@ def test_pipeline_reads_tones_after_the_fallback(tiny_pipeline):
     p.skin_tone = reader()
     after = [c for c, _ in p.image_to_text(image, beam=2, n_best=2)]
     assert after[0] == before[0].replace("light skin tone", "medium dark skin tone")
+
+
+def test_rewrite_returns_both_steps_and_skips_what_is_not_shipped(tiny_pipeline):
+    """Pipeline.rewrite (used by image_to_text and the evaluation): the fallback's list, then the tones read;
+    without a fallback or a reader the captions pass through unchanged."""
+    p = Pipeline(tiny_pipeline.text_encoder, tiny_pipeline.vae, tiny_pipeline.features, tiny_pipeline.captioner,
+                 tiny_pipeline.vocab, tiny_pipeline.device)
+    image = drawing(PALETTE[3])  # (3, H, W) in [0, 1], medium-dark skin
+    captions = [("dog", math.log(0.2)), ("cat", math.log(0.1))]  # unsure
+    probs = torch.tensor([0.3, 0.7])
+    assert p.rewrite(captions, probs, image) == (captions, captions)
+    p.fallback = ConceptFallback(["thumbs up light skin tone", "waving hand light skin tone"], threshold=0.5)
+    p.skin_tone = reader()
+    untoned, toned = p.rewrite(captions, probs, image)
+    assert [c for c, _ in untoned] == ["waving hand light skin tone", "thumbs up light skin tone"]
+    assert toned == [(c.replace("light", "medium dark"), s) for c, s in untoned]
