@@ -81,6 +81,11 @@ def preview(model: CVAE, encoder: TextEncoder, logs: Path, prompts: tuple[str, .
         sheet.save(logs / f"vae_{prompt.replace(' ', '_')}.png")
 
 
+def reconstruction_bce(model: CVAE, z: torch.Tensor, cond: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """Summed BCE of image (B, 3, H, W) decoded from latents z (B, Z) under the condition cond (B, C)."""
+    return F.binary_cross_entropy_with_logits(model.decode(z, cond), image, reduction="sum")
+
+
 def refine_latents(model: CVAE, image: torch.Tensor, cond: torch.Tensor, z: torch.Tensor, steps: int,
                    lr: float) -> torch.Tensor:
     """Latents (B, Z) that the frozen decoder turns into image (B, 3, H, W) better than z does: `steps` of Adam
@@ -89,9 +94,8 @@ def refine_latents(model: CVAE, image: torch.Tensor, cond: torch.Tensor, z: torc
     z, cond = z.detach().clone().requires_grad_(True), cond.detach()
     opt = torch.optim.Adam([z], lr=lr)
     with torch.enable_grad():
-        for _ in range(steps):
-            loss = F.binary_cross_entropy_with_logits(model.decode(z, cond), image, reduction="sum")
-            z.grad, = torch.autograd.grad(loss, [z])  # the model's weights get no gradients
+        for _ in range(steps):  # gradients for z only: the model's weights get none
+            z.grad, = torch.autograd.grad(reconstruction_bce(model, z, cond, image), [z])
             opt.step()
     return z.detach()
 
@@ -113,17 +117,15 @@ def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit
             cond = model.condition(t)  # (B, C)
             mu, logvar = model.encode(x, cond)  # (B, Z) each
         z = refine_latents(model, x, cond, mu, refine_steps, refine_lr) if refine_steps else mu
-        with torch.no_grad():
-            for j, zz in enumerate((mu, z) if refine_steps else (mu,)):  # unrefined: stored = means, decoded once
-                bce[j] += F.binary_cross_entropy_with_logits(model.decode(zz, cond), x, reduction="sum").item()
+        with torch.no_grad():  # at the means, and at the stored latents (the means themselves when not refined)
+            at_mean = reconstruction_bce(model, mu, cond, x).item()
+            bce += torch.tensor([at_mean, reconstruction_bce(model, z, cond, x).item() if refine_steps else at_mean])
         texts.append(t.cpu())
         zs.append(z.cpu())
         sds.append(torch.exp(0.5 * logvar).mean(1).cpu())  # (B,) a posterior's typical spread
     model.set_exemplars(torch.cat(texts), torch.cat(zs))
     # draw about as far from an exemplar as its own posterior spreads: further gives blurred, off-model images
     model.config.exemplar_sd = round(torch.cat(sds).mean().item(), 4)
-    if not refine_steps:
-        bce[1] = bce[0]
     n = max(len(keep), 1)
     summary = {"count": len(keep), "refine_steps": refine_steps, "refine_lr": refine_lr,
                "bce_posterior_mean": round(bce[0].item() / n, 1), "bce_stored": round(bce[1].item() / n, 1)}
