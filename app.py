@@ -78,8 +78,21 @@ def about_markdown() -> str:
 
 # handlers
 
-def text_to_image(prompt: str, n: float = 4, seed: float = -1, temperature: float = 1.0):
-    """Prompt → gallery of generated images, the seed used, and which words were understood."""
+def text_to_image(prompt: str, n: float = 4, seed: float = -1,
+                  temperature: float = 1.0) -> tuple[list[Image.Image], int, str]:
+    """Draw emoji-style images (64 px, shown at 192 px) of an English text prompt with the conditional VAE.
+
+    Args:
+        prompt: a few English words describing an emoji, e.g. "red apple" or "smiling cat face".
+        n: number of images to draw, 1 to 16.
+        seed: random seed for the same images again; -1 (or any negative number) picks a random seed.
+        temperature: spread of the latent samples, 0 to 2; 0 draws the most typical image, 1 the model's own spread.
+
+    Returns:
+        the generated images (PNG).
+        the seed that was used.
+        Markdown naming the prompt words the model used and the unknown words it ignored, with suggestions.
+    """
     p = pipeline()
     try:
         g = p.generate(prompt, n=int(n), seed=None if seed is None or seed < 0 else int(seed), temperature=float(temperature))
@@ -104,8 +117,17 @@ def uploaded_path(image: dict | str | None) -> Path:
     return path
 
 
-def image_to_text(image: dict | str | None, beam: float = 3):
-    """Uploaded image → best caption and the n-best captions with their probabilities."""
+def image_to_text(image: dict | str | None, beam: float = 3) -> tuple[str, dict[str, float]]:
+    """Caption an image (an emoji or emoji-like drawing) in a few English words with the ResNet18 + LSTM captioner.
+
+    Args:
+        image: the image to caption (PNG, JPEG, GIF or WebP, at most 10 MB), uploaded to the app.
+        beam: beam width of the caption search, 1 (greedy) to 10; up to 5 captions are ranked.
+
+    Returns:
+        the best caption.
+        the n-best captions, each with the model's probability of that whole caption.
+    """
     image = uploaded_path(image)
     p = pipeline()
     try:
@@ -130,8 +152,16 @@ def display(image: Image.Image) -> Image.Image:
     return image.resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.LANCZOS)
 
 
-def prompt_words(prompt: str | None):
-    """Prompt -> its words highlighted as known/unknown, and {unknown word: suggestions}."""
+def prompt_words(prompt: str | None) -> tuple[list[tuple[str, str | None]], dict[str, list[str]]]:
+    """Check which words of a text prompt the text-to-image model knows, with close known words for the others.
+
+    Args:
+        prompt: the text prompt to check, e.g. "crimson automobile".
+
+    Returns:
+        the prompt's words, each with the label "known" or "unknown" (spaces between them unlabelled).
+        each unknown word with the closest known words to use instead.
+    """
     if not prompt or not prompt.strip():
         return [], {}
     try:
@@ -165,8 +195,16 @@ def use_suggestion(index: int | None, suggestions: dict | None, prompt: str) -> 
     return crossgen.replace_word(prompt or "", word, replacement)
 
 
-def caption_generated(gallery: list | None):
-    """Round trip: the gallery's images with what the captioner reads in each, and a summary."""
+def caption_generated(gallery: list | None) -> tuple[list[tuple[Image.Image | str, str]], str]:
+    """Round trip: caption each image of a gallery (e.g. the images text_to_image drew) with a beam of 3.
+
+    Args:
+        gallery: the images to read back, as a gallery.
+
+    Returns:
+        the same images, each with the caption read from it.
+        a Markdown summary listing the captions in order.
+    """
     if not gallery:
         raise gr.Error("Draw some images first, then read them back.")
     images = [item[0] if isinstance(item, (tuple, list)) else item for item in gallery]
@@ -179,8 +217,21 @@ def caption_generated(gallery: list | None):
     return list(zip(images, texts)), summary
 
 
-def draw_from_caption(caption_text: str | None, n: float = 4, seed: float = -1, temperature: float = 1.0):
-    """Round trip: images drawn from the (best) caption, like /text_to_image."""
+def draw_from_caption(caption_text: str | None, n: float = 4, seed: float = -1,
+                      temperature: float = 1.0) -> tuple[list[Image.Image], int, str]:
+    """Round trip: draw images from a caption (e.g. the best caption image_to_text gave), as text_to_image does.
+
+    Args:
+        caption_text: the caption to draw, e.g. "dog face".
+        n: number of images to draw, 1 to 16.
+        seed: random seed for the same images again; -1 (or any negative number) picks a random seed.
+        temperature: spread of the latent samples, 0 to 2; 0 draws the most typical image, 1 the model's own spread.
+
+    Returns:
+        the generated images (PNG).
+        the seed that was used.
+        Markdown naming the caption words the model used and the unknown words it ignored.
+    """
     if not caption_text or not caption_text.strip():
         raise gr.Error("Caption an image first: the drawing starts from its best caption.")
     return text_to_image(caption_text, n, seed, temperature)
@@ -201,8 +252,22 @@ def gif_path(prompt_a: str, prompt_b: str, seed: int) -> Path:
     return folder / re.sub(r"[^\w.-]", "", f"{slug(prompt_a)}-to-{slug(prompt_b)}-seed{seed}.gif")
 
 
-def interpolate(prompt_a: str, prompt_b: str, k: float = 8, seed: float = -1, temperature: float = 1.0):
-    """Two prompts -> a strip of k images between them, the strip as an animated GIF, and the seed used."""
+def interpolate(prompt_a: str, prompt_b: str, k: float = 8, seed: float = -1,
+                temperature: float = 1.0) -> tuple[list[tuple[Image.Image, str]], str, int]:
+    """Morph between two text prompts: k images drawn along the way from the first prompt to the second.
+
+    Args:
+        prompt_a: the start prompt, e.g. "red apple".
+        prompt_b: the end prompt, e.g. "green apple".
+        k: number of frames, 2 to 16, the first drawn from prompt_a and the last from prompt_b.
+        seed: seed of the latent path; -1 (or any negative number) picks a random seed.
+        temperature: spread of the latent samples, 0 to 2; 0 draws the most typical images.
+
+    Returns:
+        the frames in order, each captioned with its position t between 0 (prompt_a) and 1 (prompt_b).
+        the frames as an animated GIF file.
+        the seed of the latent path that was used.
+    """
     try:
         walk = pipeline().interpolate(prompt_a, prompt_b, k=int(k), seed=seed_arg(seed), temperature=float(temperature))
     except crossgen.CrossgenError as e:
@@ -298,4 +363,5 @@ demo.queue(default_concurrency_limit=int(os.environ.get("CROSSGEN_CONCURRENCY", 
 
 if __name__ == "__main__":
     print(status_message())  # load the models before the first request
+    # GRADIO_MCP_SERVER=True also serves the named endpoints as MCP tools at /gradio_api/mcp (launch() reads it)
     demo.launch(max_file_size=MAX_UPLOAD)
