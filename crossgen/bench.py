@@ -27,9 +27,9 @@ import torch
 from . import bench_server
 from .batching import batching_enabled
 from .captioner import Captioner, CaptionerConfig, Vocab
-from .checkpoint import load_model
+from .checkpoint import WORD_VECTORS, load_model
 from .image_features import FeatureConfig, ImageFeatures
-from .pipeline import WORD_VECTORS, Pipeline, default_checkpoints
+from .pipeline import Pipeline, default_checkpoints
 from .preprocess import load_image, resize, to_pil, to_tensor
 from .text_encoder import TextEncoder
 from .vae import CVAE, CVAEConfig

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from PIL import Image
 
 from .batching import BatchedModels
 from .captioner import Captioner, CaptionerConfig, Vocab
-from .checkpoint import load_json, load_model, verify_manifest
+from .checkpoint import WORD_VECTORS, load_json, load_model, verify_manifest
 from .concept_fallback import ConceptFallback, load_fallback
 from .device import get_device
 from .errors import CheckpointError, InvalidRequestError
@@ -20,14 +19,13 @@ from .image_features import FeatureConfig, ImageFeatures
 from .interpolation import MAX_FRAMES, MIN_FRAMES, Interpolation, decode_path
 from .preprocess import ImageInput, load_image, resize, to_pil, to_tensor
 from .prompt_hints import PromptWords, analyse
+from .seeds import MAX_SEED, resolve_seed  # noqa: F401  (MAX_SEED: part of this module's API)
 from .skin_tone import SkinTone, load_skin_tone
 from .text_encoder import Encoded, TextEncoder
 from .vae import CVAE, CVAEConfig
 
 MAX_IMAGES = 16
 MAX_BEAM = 10
-MAX_SEED = 2**31 - 1
-WORD_VECTORS = "word2vec.bin"
 
 
 def default_checkpoints() -> Path:
@@ -82,7 +80,7 @@ class Pipeline:
             raise InvalidRequestError(f"Number of images must be between 1 and {MAX_IMAGES}, not {n}.")
         if not 0.0 <= float(temperature) <= 3.0:
             raise InvalidRequestError(f"Temperature must be between 0 and 3, not {temperature}.")
-        seed = random.randint(0, MAX_SEED) if seed is None or seed < 0 else int(seed) % (MAX_SEED + 1)
+        seed = resolve_seed(seed)
         encoded = self.encode_prompt(prompt)
         generator = torch.Generator("cpu").manual_seed(seed)
         x = self.batched.sample(encoded.vector, int(n), float(temperature), generator)  # = vae.sample, batched with concurrent calls
@@ -137,7 +135,7 @@ class Pipeline:
             raise InvalidRequestError(f"Number of frames must be between {MIN_FRAMES} and {MAX_FRAMES}, not {k}.")
         if not 0.0 <= float(temperature) <= 3.0:
             raise InvalidRequestError(f"Temperature must be between 0 and 3, not {temperature}.")
-        seed = random.randint(0, MAX_SEED) if seed is None or seed < 0 else int(seed) % (MAX_SEED + 1)
+        seed = resolve_seed(seed)
         start, end = self.encode_prompt(prompt_a), self.encode_prompt(prompt_b)
         x = decode_path(self.vae, start.vector, end.vector, int(k), seed, float(temperature))
         return Interpolation(to_pil(x), seed, start, end)

@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..augment import augment
-from ..checkpoint import save_json, save_model
+from ..checkpoint import WORD_VECTORS, save_json, save_model
 from ..image_features import FeatureConfig, ImageFeatures, load_imagenet_state
-from ..pipeline import WORD_VECTORS
 from ..preprocess import tokenize
 from ..text_encoder import TextEncoder, Word2VecConfig
 from ..vae import CVAE, CVAEConfig

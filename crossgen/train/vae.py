@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..checkpoint import load_model, save_model
-from ..pipeline import WORD_VECTORS
+from ..checkpoint import WORD_VECTORS, load_model, save_model
 from ..preprocess import to_pil
 from ..text_encoder import TextEncoder
 from ..vae import CVAE, CVAEConfig

@@ -5,9 +5,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..checkpoint import save_json
+from ..checkpoint import WORD_VECTORS, save_json
 from ..data import load_records
-from ..pipeline import WORD_VECTORS
 from ..preprocess import tokenize
 from ..text_encoder import TextEncoder, Word2VecConfig
 
