@@ -17,7 +17,7 @@ from .errors import CheckpointError
 
 T = TypeVar("T")
 MANIFEST = "manifest.json"
-UNLISTED = {MANIFEST, "metrics.json", "metrics_fixture.json"}  # written after the manifest, not model files
+UNLISTED = {MANIFEST, "metrics.json", "metrics_fixture.json", "README.md"}  # not model files (README.md: model card)
 WORD_VECTORS = "word2vec.bin"  # the Word2Vec file in a checkpoint folder (written by training, read by serving)
 RESTORE_HINT = "restore it with `git checkout -- checkpoints/` or retrain with `python -m crossgen.train all`"
 
