@@ -1,12 +1,15 @@
 """`python -m crossgen.bench --quick` runs end to end on tiny checkpoints and writes a sane report. No timing is asserted."""
 import json
 
+import pytest
+
 from crossgen import bench
 
 LATENCY_KEYS = {"floor", "text_to_image_n1", "text_to_image_n4", "text_to_image_n16", "image_to_text_beam1",
                 "image_to_text_beam3", "image_to_text_beam5", "naive_text_to_image_n4", "naive_image_to_text_beam3"}
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_report(tiny_checkpoints, tmp_path, capsys):
     out = tmp_path / "bench.json"
     bench.main(["--quick", "--checkpoints", str(tiny_checkpoints), "--out", str(out), "--clients", "3"])

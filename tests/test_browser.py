@@ -54,6 +54,8 @@ def assert_gallery(images: list[tuple[str, int, int]], server: AppServer) -> Non
     assert len({src for src, _, _ in images}) == len(images), "the same image shown twice"
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_type_prompt_click_draw_see_images(page, server):
     images = draw(page, "red apple")
     assert_gallery(images, server)
@@ -62,6 +64,8 @@ def test_type_prompt_click_draw_see_images(page, server):
     assert not {s for s, _, _ in images} & {s for s, _, _ in again}, "the gallery was not replaced"
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["twemoji_dog.png", "twemoji_pizza.png"])
 def test_upload_image_click_caption_see_text(page, name):
     text = caption(page, EXAMPLES / name)
@@ -70,6 +74,8 @@ def test_upload_image_click_caption_see_text(page, name):
     assert set(words) <= TINY_VOCAB, f"{text!r} is not something the captioner can say"
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_switch_tabs_and_back(page, server):
     """Both journeys on one page: the drawn images are still there after captioning."""
     images = draw(page, "red heart")
@@ -79,6 +85,8 @@ def test_switch_tabs_and_back(page, server):
     assert thumbs.count() == len(images)
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_bad_input_shows_message_then_good_input_works(page, server, tmp_path):
     with pytest.raises(UIError, match=NO_WORDS):
         draw(page, "   ")

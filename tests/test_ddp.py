@@ -7,10 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from crossgen.checkpoint import load_model
 from crossgen.image_features import FeatureConfig, ImageFeatures
 from crossgen.pipeline import Pipeline
 from external_sets import make_folder_csv
+
+pytestmark = pytest.mark.slow  # torchrun, two ranks, every stage
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--device", "cpu", "--num-workers", "0", "--batch-size", "8", "--no-wordnet", "--vector-size", "16",

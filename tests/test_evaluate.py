@@ -64,6 +64,7 @@ def test_topk_nearest_and_derangement():
     assert sorted(perm) == list(range(10)) and not (perm == np.arange(10)).any()
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end(tmp_path, capsys):
     ckpt = make_tiny_checkpoints(tmp_path / "ckpt")
     with pytest.raises(SystemExit, match="--train-evaluator"):

@@ -111,6 +111,7 @@ def test_local_imagenet_weights_seed_the_backbone(tmp_path: Path):
     assert model(torch.rand(1, 3, size, size)).word_logits.shape == (1, 5)
 
 
+@pytest.mark.slow
 def test_cli_single_process_features_stage(tmp_path: Path, monkeypatch):
     from crossgen.train.__main__ import main
 

@@ -22,6 +22,8 @@ from gradio_client import Client, handle_file
 
 from browser import ROOT, AppServer
 
+pytestmark = pytest.mark.slow  # 500 requests against the app in a subprocess
+
 REQUESTS = 500
 CLIENTS = 16
 WARMUP = 50  # memory is compared with what it is after this many requests

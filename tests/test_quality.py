@@ -41,12 +41,14 @@ def metrics(tmp_path_factory) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_captioning_floors(metrics):
     model = metrics["captioning"]["methods"]["model"]
     for key, floor in CAPTION_FLOORS.items():
         assert model[key] >= floor, f"captioning {key} fell to {model[key]:.3f} (floor {floor})"
 
 
+@pytest.mark.slow
 def test_concept_fallback_names_at_least_as_many_images(metrics):
     """The shipped fallback (the concept head names the images the LSTM is unsure of) was chosen on the
     validation slice; on the fixture it must not name fewer images exactly than the LSTM alone."""
@@ -55,6 +57,7 @@ def test_concept_fallback_names_at_least_as_many_images(metrics):
     assert methods["model"]["exact_top1"] >= methods["captioner_alone"]["exact_top1"]
 
 
+@pytest.mark.slow
 def test_skin_tone_reader_names_more_images(metrics):
     """The shipped skin-tone reader (tone words read from the image's colours, fitted on the training artists)
     names clearly more of the fixture's Twemoji images exactly than the same captioning without it."""
@@ -63,6 +66,7 @@ def test_skin_tone_reader_names_more_images(metrics):
     assert methods["model"]["exact_top1"] >= methods["without_skin_tone"]["exact_top1"] + 0.05
 
 
+@pytest.mark.slow
 def test_captioner_beats_its_baselines(metrics):
     """On the fixture the retrieval baselines choose among 100 concepts only (the full split: 3,786), so
     the raw-pixel neighbour names more images exactly there; the model still has the higher CIDEr."""
@@ -72,12 +76,14 @@ def test_captioner_beats_its_baselines(metrics):
     assert methods["model"]["exact_top1"] > methods["most_frequent"]["exact_top1"]
 
 
+@pytest.mark.slow
 def test_text_to_image_floors(metrics):
     vae = metrics["text_to_image"]["methods"]["vae"]
     for key, floor in T2I_FLOORS.items():
         assert vae[key] >= floor, f"text->image {key} fell to {vae[key]:.3f} (floor {floor})"
 
 
+@pytest.mark.slow
 def test_generator_follows_the_text(metrics):
     """The same VAE fed another prompt's vector is almost never recognised as the prompt's concept, and
     each category's samples sit much closer to that category's real images (per-category FID)."""

@@ -132,6 +132,7 @@ def api_call(client: Client, case: Case, tmp_path: Path):
     return client.predict(handle_file(str(write_case(case, tmp_path))), 3, api_name="/image_to_text")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_api_bad_and_odd_inputs(case, client, server, tmp_path):
     if case.error is None:
@@ -153,6 +154,7 @@ def test_api_bad_and_odd_inputs(case, client, server, tmp_path):
     check_good_request(client, server, case.kind)
 
 
+@pytest.mark.slow
 def test_api_over_limit_upload_refused_by_server(server, client, tmp_path):
     """Sent without gradio_client's own check, an upload over max_file_size gets 413 and Gradio's message;
     nothing of it stays in the upload folder, and the server keeps serving."""
@@ -173,6 +175,7 @@ def test_api_over_limit_upload_refused_by_server(server, client, tmp_path):
 IMAGE_ARG = {"path": str(GOOD_IMAGE), "meta": {"_type": "gradio.FileData"}}  # uploaded by gradio_client
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api_name, args, pattern", [
     ("/text_to_image", ("red apple", 17, 0, 1.0), r"Value 17 is greater than maximum value 16"),
     ("/text_to_image", ("red apple", 0, 0, 1.0), r"Value 0 is less than minimum value 1"),
@@ -198,6 +201,7 @@ def test_api_bad_requests(api_name, args, pattern, client, server):
     check_good_request(client, server, "prompt" if api_name == "/text_to_image" else "image")
 
 
+@pytest.mark.slow
 def test_api_server_survived_everything(server, client):
     """After the whole module's bad requests: still up, still answering both endpoints."""
     check_good_request(client, server, "prompt")

@@ -25,6 +25,7 @@ TINY = ["--data", str(FIXTURE), "--device", "cpu", "--limit", "48", "--epochs", 
         "--embed-dim", "16", "--hidden-dim", "32"]
 
 
+@pytest.mark.slow
 def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     out, work = tmp_path / "ckpt", tmp_path / "runs"
     main(["all", "--out", str(out), "--work", str(work), *TINY])
