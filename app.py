@@ -89,9 +89,9 @@ def text_to_image(prompt: str, n: float = 4, seed: float = -1,
         temperature: spread of the latent samples, 0 to 2; 0 draws the most typical image, 1 the model's own spread.
 
     Returns:
-        the generated images (PNG).
-        the seed that was used.
-        Markdown naming the prompt words the model used and the unknown words it ignored, with suggestions.
+        the generated images (PNG)
+        the seed that was used
+        Markdown naming the prompt words the model used and the unknown words it ignored, with suggestions
     """
     p = pipeline()
     try:
@@ -121,12 +121,12 @@ def image_to_text(image: dict | str | None, beam: float = 3) -> tuple[str, dict[
     """Caption an image (an emoji or emoji-like drawing) in a few English words with the ResNet18 + LSTM captioner.
 
     Args:
-        image: the image to caption (PNG, JPEG, GIF or WebP, at most 10 MB), uploaded to the app.
+        image: the image to caption (PNG, JPEG, GIF or WebP, at most 10 MB); over MCP an http(s) or data: URL.
         beam: beam width of the caption search, 1 (greedy) to 10; up to 5 captions are ranked.
 
     Returns:
-        the best caption.
-        the n-best captions, each with the model's probability of that whole caption.
+        the best caption
+        the n-best captions, each with the model's probability of that whole caption
     """
     image = uploaded_path(image)
     p = pipeline()
@@ -159,8 +159,8 @@ def prompt_words(prompt: str | None) -> tuple[list[tuple[str, str | None]], dict
         prompt: the text prompt to check, e.g. "crimson automobile".
 
     Returns:
-        the prompt's words, each with the label "known" or "unknown" (spaces between them unlabelled).
-        each unknown word with the closest known words to use instead.
+        the prompt's words, each with the label "known" or "unknown" (spaces between them unlabelled)
+        each unknown word with the closest known words to use instead
     """
     if not prompt or not prompt.strip():
         return [], {}
@@ -202,8 +202,8 @@ def caption_generated(gallery: list | None) -> tuple[list[tuple[Image.Image | st
         gallery: the images to read back, as a gallery.
 
     Returns:
-        the same images, each with the caption read from it.
-        a Markdown summary listing the captions in order.
+        the same images, each with the caption read from it
+        a Markdown summary listing the captions in order
     """
     if not gallery:
         raise gr.Error("Draw some images first, then read them back.")
@@ -228,9 +228,9 @@ def draw_from_caption(caption_text: str | None, n: float = 4, seed: float = -1,
         temperature: spread of the latent samples, 0 to 2; 0 draws the most typical image, 1 the model's own spread.
 
     Returns:
-        the generated images (PNG).
-        the seed that was used.
-        Markdown naming the caption words the model used and the unknown words it ignored.
+        the generated images (PNG)
+        the seed that was used
+        Markdown naming the caption words the model used and the unknown words it ignored
     """
     if not caption_text or not caption_text.strip():
         raise gr.Error("Caption an image first: the drawing starts from its best caption.")
@@ -264,9 +264,9 @@ def interpolate(prompt_a: str, prompt_b: str, k: float = 8, seed: float = -1,
         temperature: spread of the latent samples, 0 to 2; 0 draws the most typical images.
 
     Returns:
-        the frames in order, each captioned with its position t between 0 (prompt_a) and 1 (prompt_b).
-        the frames as an animated GIF file.
-        the seed of the latent path that was used.
+        the frames in order, each captioned with its position t between 0 (prompt_a) and 1 (prompt_b)
+        the frames as an animated GIF file
+        the seed of the latent path that was used
     """
     try:
         walk = pipeline().interpolate(prompt_a, prompt_b, k=int(k), seed=seed_arg(seed), temperature=float(temperature))
