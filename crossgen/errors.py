@@ -34,3 +34,15 @@ class CheckpointError(CrossgenError, RuntimeError):
 
 class InvalidRequestError(CrossgenError, ValueError):
     """A request parameter (number of images, beam width, temperature, ...) is out of range."""
+
+
+class UsageError(CrossgenError, ValueError):
+    """A command line cannot run as given: a flag is missing, or does not fit the other flags or the data."""
+
+
+class DataError(CrossgenError, ValueError):
+    """A data set cannot be used as given: too few images to split, no captions, a wrong package version."""
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
+    """A data set, folder or package a command was pointed at is not there (a wrong --data, --root or --from)."""
