@@ -25,12 +25,12 @@ from .checkpoint import save_json, sha256
 from .data.records import FIXTURE_ALWAYS
 from .device import get_device
 from .errors import UnknownWordsError
-from .evaluator import (Evaluator, evaluator_config, evaluator_missing_hint, load_evaluator, logits_and_pool,
-                        topk_accuracy, train_evaluator)
+from .evaluator import Evaluator, evaluator_missing_hint, load_evaluator, logits_and_pool, topk_accuracy
 from .pipeline import Pipeline, default_checkpoints
 from .preprocess import normalize_text
 from .train.captioner import extract, nbest_and_concepts
 from .train.dataset import Split, load_split
+from .train.evaluator import evaluator_config, train_evaluator
 from .train.loop import hardware
 
 EMPTY = "<empty>"  # stands in for an empty caption: ROUGE-L divides by the candidate's length

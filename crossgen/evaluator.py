@@ -4,7 +4,8 @@ It is never used by the generator and shares no weights with the shipped feature
 ResNet18 from scratch (`torchvision.models.resnet18(weights=None)` inside `ImageFeatures`, no
 ImageNet weights), another seed, a concept head only. Its top-1/top-5 on generated images says
 whether they show the prompt's concept; its pooled 512-d features are the space FID is measured in.
-Saved as `evaluator.safetensors` + `evaluator.json` (config, concept list, training summary).
+Saved as `evaluator.safetensors` + `evaluator.json` (config, concept list, training summary); trained by
+`crossgen.train.evaluator` (this module only loads and applies it: serving code imports no training code).
 """
 from __future__ import annotations
 
@@ -15,18 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_model, refresh_manifest
+from .checkpoint import load_model
 from .device import get_device
 from .errors import CheckpointError
 from .image_features import FeatureConfig, ImageFeatures
-from .train.features import FeatureTrainConfig, train_features
 
 NAME = "evaluator"
-
-
-def evaluator_config(epochs: int = 8, seed: int = 1234) -> FeatureTrainConfig:
-    """The evaluator's training recipe: the feature model's, with a concept head only and another seed."""
-    return FeatureTrainConfig(epochs=epochs, seed=seed, word_loss=0.0)
 
 
 @dataclass
@@ -45,15 +40,6 @@ def evaluator_missing_hint(directory: str | Path, data: str | Path = "data/emoji
     return (f"No evaluator classifier in {directory} ({NAME}.safetensors). Train it first (about 8 epochs of a "
             f"ResNet18 on the training images) by adding --train-evaluator, e.g. "
             f"`python -m crossgen.evaluate --data {data} --checkpoints {directory} --train-evaluator`.")
-
-
-def train_evaluator(data: str | Path, out: str | Path, device: torch.device, cfg: FeatureTrainConfig,
-                    work: str | Path, resume: bool = True, limit: int | None = None) -> dict:
-    """Train the evaluator on the train split (val picks the best epoch, test is never seen); writes
-    `<out>/evaluator.*` and refreshes the manifest. Returns the best epoch's row."""
-    best = train_features(data, out, device, cfg, work, resume, limit, name=NAME, log_test=False)
-    refresh_manifest(out)
-    return best
 
 
 def load_evaluator(directory: str | Path, device: str | torch.device = "cpu") -> Evaluator:

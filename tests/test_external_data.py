@@ -97,7 +97,7 @@ def test_loader_workers_decode_on_the_fly(tmp_path: Path):
 def test_local_imagenet_weights_seed_the_backbone(tmp_path: Path):
     from torchvision.models import resnet18
 
-    from crossgen.train.external import pretrained_features
+    from crossgen.train.features import pretrained_features
     from crossgen.image_features import FeatureConfig
 
     torch.manual_seed(1)

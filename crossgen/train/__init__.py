@@ -1,8 +1,13 @@
-"""Training stages: `python -m crossgen.train {word2vec,features,vae,captioner,all}`."""
-from .captioner import CaptionerTrainConfig, train_captioner
-from .features import FeatureTrainConfig, train_features
-from .vae import VAETrainConfig, add_exemplars, train_vae
+"""Training stages: `python -m crossgen.train {word2vec,features,vae,captioner,all}`.
+
+Each stage has one training function for every data source; a reader passed to it decides what is read
+(`Emoji*Data`: the built emoji set in memory; `Streamed*Data`: COCO/Flickr/a folder decoded on the fly).
+"""
+from .captioner import CaptionerTrainConfig, EmojiCaptionerData, StreamedCaptionerData, fit_postprocessing, train_captioner
+from .features import EmojiFeatureData, FeatureTrainConfig, StreamedFeatureData, train_features
+from .vae import EmojiVAEData, StreamedVAEData, VAETrainConfig, add_exemplars, train_vae
 from .word2vec import train_word2vec
 
-__all__ = ["train_word2vec", "train_features", "train_vae", "add_exemplars", "train_captioner",
-           "FeatureTrainConfig", "VAETrainConfig", "CaptionerTrainConfig"]
+__all__ = ["train_word2vec", "train_features", "train_vae", "add_exemplars", "train_captioner", "fit_postprocessing",
+           "FeatureTrainConfig", "VAETrainConfig", "CaptionerTrainConfig", "EmojiFeatureData", "StreamedFeatureData",
+           "EmojiVAEData", "StreamedVAEData", "EmojiCaptionerData", "StreamedCaptionerData"]

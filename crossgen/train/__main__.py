@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import os
 import time
@@ -19,11 +18,14 @@ from ..checkpoint import load_json, write_manifest
 from ..data.sources import SOURCES
 from ..device import get_device
 from ..text_encoder import Word2VecConfig
-from . import (CaptionerTrainConfig, FeatureTrainConfig, VAETrainConfig, add_exemplars, train_captioner, train_features,
-               train_vae, train_word2vec)
+from .captioner import CaptionerTrainConfig, EmojiCaptionerData, fit_postprocessing, train_captioner
+from .distributed import Dist
 from .external_cli import train_external
-from .loop import hardware
+from .features import EmojiFeatureData, FeatureTrainConfig, train_features
+from .loop import hardware, stage_record
 from .streaming import DataConfig
+from .vae import EmojiVAEData, VAETrainConfig, add_exemplars, finish_emoji_vae, train_vae
+from .word2vec import CAPTION_REPEAT, caption_sentences, train_word2vec
 
 STAGES = ["word2vec", "features", "vae", "captioner"]
 CONFIGS = {"word2vec": Word2VecConfig, "features": FeatureTrainConfig, "vae": VAETrainConfig,
@@ -54,7 +56,7 @@ def config_for(stage: str, args: argparse.Namespace, recipe: str | None = None):
     return cfg
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m crossgen.train", description=__doc__)
     p.add_argument("stage", choices=STAGES + ["exemplars", "all"])
     p.add_argument("--data", default="data/emoji", help="built dataset (python -m crossgen.data emoji)")
@@ -93,7 +95,11 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--vocab-min-count", type=int, help=f"captioner: min word count (default {dc.vocab_min_count})")
     x.add_argument("--max-len", type=int, help=f"captioner: longest caption (default {dc.max_len})")
     x.add_argument("--no-amp", dest="amp", action="store_const", const=False, help="no mixed precision on CUDA")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     stages = STAGES if args.stage == "all" else [args.stage]
     if args.data in SOURCES and not (Path(args.data) / "records.jsonl").is_file():
         if args.stage == "exemplars":
@@ -103,34 +109,44 @@ def main(argv: list[str] | None = None) -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise SystemExit("torchrun is for the external sets (--data coco|flickr30k|flickr8k|folder --root PATH); "
                          "train the emoji set with one process")
+    train_emoji(args, stages)
+
+
+def train_emoji(args: argparse.Namespace, stages: list[str]) -> None:
+    """Run `stages` on the built emoji set `args.data` in one process; each finished stage is recorded in
+    `<out>/manifest.json` (config, recipe, result, time, hardware)."""
     device = get_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
-    manifest = load_json(manifest_path) if manifest_path.is_file() else {}
-    training = manifest.get("training", {})
+    training = (load_json(manifest_path) if manifest_path.is_file() else {}).get("training", {})
     recipe = recipe_for(args.recipe, device)
+    build = Path(args.data) / "build.json"
     print(f"training {stages} on {hardware(device)}, {recipe} recipe")
     for stage in stages:
         t0 = time.time()
         cfg = config_for(stage, args, recipe)
-        common = dict(work=args.work, resume=args.resume, limit=args.limit)
-        if stage == "word2vec":
-            result = train_word2vec(args.data, out, cfg, args.wordnet)
-        elif stage == "features":
-            result = train_features(args.data, out, device, cfg, **common)
-        elif stage == "vae":
-            result = train_vae(args.data, out, device, cfg, **common)
-        elif stage == "exemplars":
-            result = add_exemplars(args.data, out, device, args.limit, cfg.refine_steps, cfg.refine_lr)
-        else:
-            result = train_captioner(args.data, out, device, cfg, **common)
-        training[stage] = {"config": dataclasses.asdict(cfg), "recipe": recipe, "result": result, "minutes": round((time.time() - t0) / 60, 2),
-                           "hardware": hardware(device), "date": datetime.date.today().isoformat()}
-        build = Path(args.data) / "build.json"
+        result = run_emoji_stage(stage, args, out, device, cfg)
+        training[stage] = stage_record(cfg, result, t0, device, recipe=recipe)
         write_manifest(out, training=training, data=json.loads(build.read_text()) if build.is_file() else {},
                        torch=torch.__version__)
         print(f"[{stage}] done in {training[stage]['minutes']} min")
+
+
+def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: torch.device, cfg) -> dict:
+    """One stage on the emoji set, through the same training functions as the external sets."""
+    d, common, limit = Dist(device=device), dict(work=args.work, resume=args.resume), args.limit
+    if stage == "word2vec":
+        return train_word2vec(caption_sentences(args.data), out, cfg, args.wordnet, repeat=CAPTION_REPEAT)
+    if stage == "features":
+        return train_features(EmojiFeatureData(args.data, device, cfg, limit), out, d, cfg, **common)
+    if stage == "vae":
+        best = train_vae(EmojiVAEData(args.data, out, device, cfg.batch_size, limit), out, d, cfg, **common)
+        return {**best, "exemplars": finish_emoji_vae(args.data, out, device, cfg, limit)}
+    if stage == "exemplars":
+        return add_exemplars(args.data, out, device, limit, cfg.refine_steps, cfg.refine_lr)
+    best = train_captioner(EmojiCaptionerData(args.data, device, cfg.views, limit), out, d, cfg, **common)
+    return {**best, **fit_postprocessing(args.data, out, device, limit)}
 
 
 if __name__ == "__main__":

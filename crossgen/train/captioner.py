@@ -1,8 +1,14 @@
-"""Stage `captioner`: train the LSTM on frozen ResNet18 features of (augmented) training images."""
+"""Stage `captioner`: train the LSTM on frozen ResNet18 features of (augmented) training images, then fit
+the caption post-processing (skin-tone reader, concept-head fallback) on the emoji set.
+
+A reader decides which images and captions are paired (`EmojiCaptionerData`: names of the built set in
+memory; `StreamedCaptionerData`: every caption of an external set, features extracted per rank);
+`train_captioner` is the one loop for both."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +23,9 @@ from ..image_features import FeatureConfig, ImageFeatures
 from ..preprocess import normalize_text
 from ..skin_tone import fit_skin_tone, load_skin_tone, tone_regions, two_tone_concepts
 from .dataset import Split, load_split
+from .distributed import Dist, Precision, all_min, all_sum, wrap
 from .loop import run_epochs, seed_everything
+from .streaming import DataConfig, loader, to_float
 
 
 @dataclass
@@ -66,55 +74,172 @@ def pad(seqs: list[list[int]]) -> torch.Tensor:
     return out
 
 
-def train_captioner(data: str | Path, out: str | Path, device: torch.device, cfg: CaptionerTrainConfig,
-                    work: str | Path, resume: bool = True, limit: int | None = None) -> dict:
-    g = seed_everything(cfg.seed)
-    features, _ = load_model(out, "features", ImageFeatures, FeatureConfig, device)
-    train, val = load_split(data, "train", limit=limit), load_split(data, "val", limit=limit)
-    vocab = Vocab.build(r["name"] for r in train.records)
-    x_train = extract(features, train, device, cfg.views, g if device.type == "cpu" else None)  # (N*(1+views), 512)
-    x_val = extract(features, val, device)
-    y_train = pad([vocab.encode(r["name"]) for r in train.records]).repeat(1 + cfg.views, 1)  # (N*(1+views), T)
-    y_val = pad([vocab.encode(r["name"]) for r in val.records])
-    model = Captioner(CaptionerConfig(vocab_size=len(vocab), embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
-                                      dropout=cfg.dropout)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    steps = cfg.epochs * ((len(x_train) + cfg.batch_size - 1) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
+class CaptionPairs(NamedTuple):
+    """Captions paired with image features: several captions may point at one feature row."""
+    feats: torch.Tensor  # (M, 512) image features on CPU (clean, then augmented views)
+    rows: torch.Tensor  # (P,) the feature row of each caption
+    tokens: torch.Tensor  # (P, T) token ids, <bos> ... <eos> <pad>...
 
-    def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = model(x.to(device), y.to(device))  # (B, T-1, V)
-        return F.cross_entropy(logits.transpose(1, 2), y[:, 1:].to(device), ignore_index=vocab.pad)
+
+class CaptionerData(Protocol):
+    """What `train_captioner` asks of a data source."""
+    vocab: Vocab
+    max_len: int  # longest caption in words
+
+    def pairs(self, features: ImageFeatures, g: torch.Generator) -> tuple[CaptionPairs, CaptionPairs]: ...  # train, val
+    def shuffle(self, g: torch.Generator) -> torch.Generator: ...  # orders the training pairs each epoch
+    def score(self, model: Captioner, val: CaptionPairs) -> dict: ...  # validation figures beside the loss
+    def meta(self, row: dict, cfg: CaptionerTrainConfig, train: CaptionPairs) -> dict: ...  # the "train" field
+
+
+def train_captioner(source: CaptionerData, out: str | Path, d: Dist, cfg: CaptionerTrainConfig, work: str | Path,
+                    resume: bool = True, amp: bool = False) -> dict:
+    """Train the LSTM captioner on frozen features of `<out>/features` (extracted once) against `source`'s
+    captions (AdamW, one-cycle LR, gradients clipped at 5, mixed precision on CUDA when `amp`, DDP when `d` is
+    distributed); the lowest validation loss per token is saved as `<out>/captioner.safetensors`. Returns the
+    best epoch's row."""
+    g = seed_everything(cfg.seed)
+    features, _ = load_model(out, "features", ImageFeatures, FeatureConfig, d.device)
+    train, val = source.pairs(features, g)
+    del features
+    vocab = source.vocab
+    model = Captioner(CaptionerConfig(vocab_size=len(vocab), embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
+                                      dropout=cfg.dropout, max_len=source.max_len)).to(d.device)
+    net = wrap(model, d)
+    steps = all_min((len(train.rows) + cfg.batch_size - 1) // cfg.batch_size, d)  # the same number on every rank
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.epochs * steps, 1), pct_start=0.1)
+    prec = Precision(d.device, amp)
+    shuffle = source.shuffle(g)
+
+    def loss_of(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Next-word cross-entropy of captions y (B, T) given features x (B, 512), <pad> ignored."""
+        y = y.to(d.device)
+        with prec.autocast():
+            logits = m(x.to(d.device), y)  # (B, T-1, V)
+        return F.cross_entropy(logits.float().transpose(1, 2), y[:, 1:], ignore_index=vocab.pad, reduction=reduction)
 
     def train_epoch(epoch: int) -> dict:
-        perm = torch.randperm(len(x_train), generator=g)
-        tot = 0.0
-        for i in tqdm(range(0, len(perm), cfg.batch_size), desc=f"captioner {epoch}/{cfg.epochs}", leave=False):
-            idx = perm[i:i + cfg.batch_size]
-            loss = loss_of(x_train[idx], y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
+        perm = torch.randperm(len(train.rows), generator=shuffle)
+        tot = n = 0.0
+        for s in tqdm(range(steps), desc=f"captioner {epoch}/{cfg.epochs}", leave=False, disable=not d.main):
+            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            loss = loss_of(net, train.feats[train.rows[idx]], train.tokens[idx])
+            prec.step(loss, opt, model.parameters(), clip=5.0)
             sched.step()
-            tot += loss.item() * len(idx)
-        return {"train_loss": tot / len(perm)}
+            tot, n = tot + loss.item() * len(idx), n + len(idx)
+        tot, n = all_sum([tot, n], d)
+        return {"train_loss": tot / max(n, 1)}
 
     @torch.inference_mode()
     def evaluate() -> dict:
-        loss = loss_of(x_val, y_val).item()
-        hyps = model.greedy(x_val.to(device))
-        exact = sum(vocab.decode(h.tokens) == r["name"] for h, r in zip(hyps, val.records)) / max(len(val), 1)
-        return {"val_loss": loss, "val_exact": exact}
+        tot = tokens = 0.0
+        for i in range(0, len(val.rows), 1024):
+            x, y = val.feats[val.rows[i:i + 1024]], val.tokens[i:i + 1024]
+            tot += loss_of(model, x, y, "sum").item()
+            tokens += (y[:, 1:] != vocab.pad).sum().item()
+        tot, tokens = all_sum([tot, tokens], d)
+        return {"val_loss": tot / max(tokens, 1), **source.score(model, val)}  # loss per token
 
     def save(row: dict) -> None:
-        save_model(out, "captioner", model, half=True, vocab=vocab.to_json(),
-                   train={"epoch": row["epoch"], "val_exact": row["val_exact"], "config": asdict(cfg)})
+        save_model(out, "captioner", model, half=True, vocab=vocab.to_json(), train=source.meta(row, cfg, train))
 
-    best = run_epochs("captioner", model, opt, sched, cfg.epochs, train_epoch, evaluate, save, work,
-                      Path(out) / "logs", resume)
-    tones = fit_tones(data, out, limit)  # first: the fallback's threshold is chosen on the captions it rewrites
-    return {**best, "skin_tone": tones, "fallback": fit_fallback(data, out, device, limit)}
+    return run_epochs("captioner", model, opt, sched, cfg.epochs, train_epoch, evaluate, save, work,
+                      Path(out) / "logs", resume, main=d.main)
+
+
+# --------------------------------------------------------------------------- the built emoji set
+
+class EmojiCaptionerData:
+    """The built emoji set: each image's name is its caption; the training images are seen clean and in
+    cfg.views augmented views. Validation also scores the greedy caption's exact-name accuracy."""
+
+    def __init__(self, data: str | Path, device: torch.device, views: int, limit: int | None = None):
+        self.train, self.val = load_split(data, "train", limit=limit), load_split(data, "val", limit=limit)
+        self.vocab = Vocab.build(r["name"] for r in self.train.records)
+        self.max_len, self.device, self.views = CaptionerConfig.max_len, device, views
+
+    def pairs(self, features: ImageFeatures, g: torch.Generator) -> tuple[CaptionPairs, CaptionPairs]:
+        x_train = extract(features, self.train, self.device, self.views, g if self.device.type == "cpu" else None)
+        y_train = pad([self.vocab.encode(r["name"]) for r in self.train.records]).repeat(1 + self.views, 1)
+        x_val = extract(features, self.val, self.device)  # (N, 512)
+        y_val = pad([self.vocab.encode(r["name"]) for r in self.val.records])
+        return CaptionPairs(x_train, torch.arange(len(x_train)), y_train), CaptionPairs(x_val, torch.arange(len(x_val)), y_val)
+
+    def shuffle(self, g: torch.Generator) -> torch.Generator:
+        return g  # the stage's generator, after it drew the augmented views
+
+    def score(self, model: Captioner, val: CaptionPairs) -> dict:
+        hyps = model.greedy(val.feats.to(self.device))
+        exact = sum(self.vocab.decode(h.tokens) == r["name"] for h, r in zip(hyps, self.val.records))
+        return {"val_exact": exact / max(len(self.val), 1)}
+
+    def meta(self, row: dict, cfg: CaptionerTrainConfig, train: CaptionPairs) -> dict:
+        return {"epoch": row["epoch"], "val_exact": row["val_exact"], "config": asdict(cfg)}
+
+
+# --------------------------------------------------------------------------- external sets, streamed
+
+@torch.inference_mode()
+def extract_shard(model: ImageFeatures, records: list[dict], d: Dist, data: DataConfig, views: int = 0,
+                  batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's (M, 512) features on CPU and (M,) record index of each row: clean, then `views` augmented passes."""
+    dl = loader(records, model.config.image_size, batch_size, d, data.num_workers, False, 0)
+    feats, rows = [], []
+    for v in range(1 + views):
+        for x, idx, _ in tqdm(dl, desc=f"features view {v}", leave=False, disable=not d.main):
+            x = to_float(x, d.device)
+            feats.append(model.embed(augment(x) if v else x).float().cpu())
+            rows.append(idx)
+    return torch.cat(feats), torch.cat(rows)
+
+
+def caption_pairs(feats: torch.Tensor, rows: torch.Tensor, records: list[dict], vocab: Vocab,
+                  max_len: int) -> CaptionPairs:
+    """Every caption of every extracted row (rows: (M,) record index of each feature row)."""
+    feat_idx, seqs = [], []
+    for j, i in enumerate(rows.tolist()):
+        for c in records[i]["captions"]:
+            feat_idx.append(j)
+            seqs.append(vocab.encode(c, max_len))
+    return CaptionPairs(feats, torch.tensor(feat_idx, dtype=torch.long), pad(seqs))
+
+
+class StreamedCaptionerData:
+    """An external set: features of this rank's shard of images are extracted once (streamed), then every
+    (image, caption) pair is a training example; the vocabulary is the words seen data.vocab_min_count times."""
+
+    def __init__(self, records: dict[str, list[dict]], d: Dist, cfg: CaptionerTrainConfig, data: DataConfig):
+        self.records, self.d, self.data, self.views, self.seed = records, d, data, cfg.views, cfg.seed
+        self.vocab = Vocab.build((c for r in records["train"] for c in r["captions"]), min_count=data.vocab_min_count)
+        self.max_len = data.max_len
+
+    def pairs(self, features: ImageFeatures, g: torch.Generator) -> tuple[CaptionPairs, CaptionPairs]:
+        train, val = self.records["train"], self.records["val"]
+        x_train, rows = extract_shard(features, train, self.d, self.data, self.views)  # (M, 512)
+        x_val, val_rows = extract_shard(features, val, self.d, self.data)
+        return (caption_pairs(x_train, rows, train, self.vocab, self.max_len),
+                caption_pairs(x_val, val_rows, val, self.vocab, self.max_len))
+
+    def shuffle(self, g: torch.Generator) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + 1000 * self.d.rank)  # each rank shuffles its own pairs
+
+    def score(self, model: Captioner, val: CaptionPairs) -> dict:
+        return {}
+
+    def meta(self, row: dict, cfg: CaptionerTrainConfig, train: CaptionPairs) -> dict:
+        return {"epoch": row["epoch"], "val_loss": row["val_loss"], "config": asdict(cfg), "pairs": len(train.rows),
+                "ranks": self.d.world}
+
+
+# --------------------------------------------------------------------------- caption post-processing fits
+
+def fit_postprocessing(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None) -> dict:
+    """Fit the steps the Pipeline applies to the trained captioner's captions (emoji set): the skin-tone reader
+    first, since the fallback's threshold is chosen on the captions it rewrites, then the concept-head fallback.
+    Returns each step's summary."""
+    tones = fit_tones(data, out, limit)
+    return {"skin_tone": tones, "fallback": fit_fallback(data, out, device, limit)}
 
 
 def fit_fallback(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import time
 from pathlib import Path
 
@@ -11,10 +10,12 @@ import torch
 
 from ..checkpoint import load_json, write_manifest
 from .distributed import Dist, barrier, setup, teardown
-from .external import train_features_external, train_vae_external, train_word2vec_external
-from .external_captioner import train_captioner_external
-from .loop import hardware
+from .captioner import StreamedCaptionerData, train_captioner
+from .features import StreamedFeatureData, train_features
+from .loop import hardware, stage_record
 from .streaming import DataConfig, load_splits
+from .vae import StreamedVAEData, train_vae
+from .word2vec import external_sentences, train_word2vec
 
 CAPTIONER_VIEWS = 0  # augmented feature passes: photos get none unless --views asks
 
@@ -30,18 +31,19 @@ def data_config(args: argparse.Namespace) -> DataConfig:
 
 
 def run_stage(stage: str, records: dict, args: argparse.Namespace, cfg, data: DataConfig, d: Dist) -> dict:
-    out, common = Path(args.out), dict(work=Path(args.work) / args.data, resume=args.resume)  # apart from emoji state
+    """One stage on the external set, through the same training functions as the emoji set."""
+    out, common = Path(args.out), dict(work=Path(args.work) / args.data, resume=args.resume, amp=data.amp)  # apart from emoji state
     if stage == "word2vec":
-        result = train_word2vec_external(records, out, cfg, args.wordnet) if d.main else {}
+        result = train_word2vec(external_sentences(records), out, cfg, args.wordnet) if d.main else {}
         barrier(d)  # the other ranks wait for the word vectors
         return result
     if stage == "features":
-        return train_features_external(records, out, d, cfg, data, **common)
+        return train_features(StreamedFeatureData(records, d, cfg, data), out, d, cfg, **common)
     if stage == "vae":
-        return train_vae_external(records, out, d, cfg, data, **common)
+        return train_vae(StreamedVAEData(records, out, d, cfg, data), out, d, cfg, **common)
     if args.views is None:
         cfg.views = CAPTIONER_VIEWS
-    return train_captioner_external(records, out, d, cfg, data, **common)
+    return train_captioner(StreamedCaptionerData(records, d, cfg, data), out, d, cfg, **common)
 
 
 def train_external(args: argparse.Namespace, stages: list[str], config_for) -> None:
@@ -67,9 +69,7 @@ def train_external(args: argparse.Namespace, stages: list[str], config_for) -> N
             barrier(d)  # the next stage reads this one's checkpoint
             if not d.main:
                 continue
-            training[stage] = {"config": dataclasses.asdict(cfg), "data": dataclasses.asdict(data), "result": result,
-                               "minutes": round((time.time() - t0) / 60, 2), "ranks": d.world,
-                               "hardware": hardware(d.device), "date": datetime.date.today().isoformat()}
+            training[stage] = stage_record(cfg, result, t0, d.device, data=dataclasses.asdict(data), ranks=d.world)
             write_manifest(out, training=training, torch=torch.__version__,
                            data={"source": args.data, "root": str(Path(args.root).resolve()),
                                  "images": {s: len(r) for s, r in records.items()}})

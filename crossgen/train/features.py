@@ -1,8 +1,15 @@
-"""Stage `features`: train ResNet18 from scratch to name emoji concepts (class + name words)."""
+"""Stage `features`: train the ResNet18 feature extractor to name what an image shows.
+
+On the built emoji set it learns each image's concept (class head) and the words of its name; on an
+external set (COCO, Flickr, a folder) the most frequent words of its captions (multi-label word head),
+optionally from local ImageNet weights at 224 px. A reader decides what is read and scored
+(`EmojiFeatureData`, `StreamedFeatureData`); `train_features` is the one loop for both.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator, NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -11,9 +18,11 @@ from tqdm import tqdm
 from ..augment import augment
 from ..checkpoint import save_model
 from ..data import load_records
-from ..image_features import FeatureConfig, ImageFeatures
+from ..image_features import FeatureConfig, FeatureOutput, ImageFeatures, load_imagenet_state
 from .dataset import Split, concept_index, load_split, word_index, word_targets
+from .distributed import Dist, Precision, all_sum, wrap
 from .loop import run_epochs, seed_everything
+from .streaming import DataConfig, loader, multi_hot, to_float, top_words, word_sets
 
 
 @dataclass
@@ -23,10 +32,77 @@ class FeatureTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
-    word_loss: float = 0.5
+    word_loss: float = 0.5  # weight of the word head beside a concept head (alone, it is the whole loss)
     augment: float = 1.0
     seed: int = 0
 
+
+class FeatureBatch(NamedTuple):
+    x: torch.Tensor  # (B, 3, S, S) float in [0, 1] on the device
+    labels: torch.Tensor | None  # (B,) concept index; None without a concept head
+    words: torch.Tensor | None  # (B, W) 0/1 word targets; None without a word head
+
+
+class FeatureData(Protocol):
+    """What `train_features` asks of a data source."""
+    concepts: dict[str, int]  # concept id -> class index ({} : no concept head)
+    words: dict[str, int]  # word -> index of the word head ({}: no word head)
+
+    def new_model(self) -> ImageFeatures: ...
+    def steps(self) -> int: ...  # training batches per epoch (on this rank)
+    def batches(self, epoch: int, g: torch.Generator) -> Iterator[FeatureBatch]: ...
+    def evaluate(self, model: ImageFeatures, prec: Precision) -> dict: ...  # the row's validation figures
+    def meta(self, row: dict, cfg: FeatureTrainConfig) -> dict: ...  # save_model's extra fields
+
+
+def feature_loss(out: FeatureOutput, batch: FeatureBatch, cfg: FeatureTrainConfig) -> torch.Tensor:
+    """Cross-entropy of the concept head (label-smoothed) plus cfg.word_loss x BCE of the word head; with
+    no concept head the word BCE is the whole loss."""
+    loss = None
+    if batch.labels is not None:
+        loss = F.cross_entropy(out.class_logits.float(), batch.labels, label_smoothing=cfg.label_smoothing)
+    if batch.words is not None:
+        words = F.binary_cross_entropy_with_logits(out.word_logits.float(), batch.words)
+        loss = words if loss is None else loss + cfg.word_loss * words
+    return loss
+
+
+def train_features(source: FeatureData, out: str | Path, d: Dist, cfg: FeatureTrainConfig, work: str | Path,
+                   resume: bool = True, name: str = "features", amp: bool = True) -> dict:
+    """Train an ImageFeatures model on `source`'s training batches (AdamW, one-cycle LR, augmentation, mixed
+    precision on CUDA when `amp`, DDP when `d` is distributed); the best validation epoch is saved as
+    `<out>/<name>.safetensors`. Returns the best epoch's row."""
+    g = seed_everything(cfg.seed)
+    model = source.new_model().to(d.device).to(memory_format=torch.channels_last)
+    net = wrap(model, d)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.epochs * source.steps(), 1),
+                                                pct_start=0.15)
+    prec = Precision(d.device, amp)
+
+    def train_epoch(epoch: int) -> dict:
+        total = n = 0.0
+        for batch in tqdm(source.batches(epoch, g), total=source.steps(), desc=f"{name} {epoch}/{cfg.epochs}",
+                          leave=False, disable=not d.main):
+            x = batch.x  # (B, 3, S, S)
+            if cfg.augment:
+                x = augment(x, g if d.device.type == "cpu" else None, cfg.augment)
+            with prec.autocast():
+                loss = feature_loss(net(x.contiguous(memory_format=torch.channels_last)), batch, cfg)
+            prec.step(loss, opt, model.parameters())
+            sched.step()
+            total, n = total + loss.item() * len(x), n + len(x)
+        total, n = all_sum([total, n], d)
+        return {"train_loss": total / max(n, 1)}
+
+    def save(row: dict) -> None:
+        save_model(out, name, model, half=True, **source.meta(row, cfg))
+
+    return run_epochs(name, model, opt, sched, cfg.epochs, train_epoch, lambda: source.evaluate(model, prec), save,
+                      work, Path(out) / "logs", resume, main=d.main)
+
+
+# --------------------------------------------------------------------------- the built emoji set
 
 @torch.inference_mode()
 def evaluate(model: ImageFeatures, split: Split, device: torch.device, batch_size: int = 512) -> dict:
@@ -45,56 +121,101 @@ def evaluate(model: ImageFeatures, split: Split, device: torch.device, batch_siz
     return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}
 
 
-def train_features(data: str | Path, out: str | Path, device: torch.device, cfg: FeatureTrainConfig,
-                   work: str | Path, resume: bool = True, limit: int | None = None, name: str = "features",
-                   log_test: bool = True) -> dict:
-    """Train a ResNet18 concept classifier (plus a name-word head when cfg.word_loss > 0) on the train
-    split; the best validation epoch is saved as `<out>/<name>.safetensors`. With `log_test`, accuracy
-    on the held-out artist is logged each epoch (never used to choose)."""
-    g = seed_everything(cfg.seed)
-    train_records = load_records(data, split="train")[:limit or None]  # the records alone: no images decoded
-    concepts = concept_index(train_records)
-    words = word_index(train_records) if cfg.word_loss > 0 else {}
-    train = load_split(data, "train", concepts, limit)
-    val = load_split(data, "val", concepts, limit)
-    test = load_split(data, "test", concepts, limit) if log_test else None
-    targets = word_targets(train.records, words)
-    model = ImageFeatures(FeatureConfig(num_classes=len(concepts), num_words=len(words))).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * ((len(train) + cfg.batch_size - 1) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.15)
+class EmojiFeatureData:
+    """The built emoji set in memory: concept labels of the training concepts, and the words of their names
+    when cfg.word_loss > 0. The best epoch is the lowest validation concept loss; with `log_test`, accuracy on
+    the held-out artist is logged each epoch (never used to choose)."""
 
-    def train_epoch(epoch: int) -> dict:
-        perm = torch.randperm(len(train), generator=g)
-        total = n = 0
-        for i in tqdm(range(0, len(perm), cfg.batch_size), desc=f"features {epoch}/{cfg.epochs}", leave=False):
-            idx = perm[i:i + cfg.batch_size]
-            x = augment(train.batch(idx, device), g if device.type == "cpu" else None, cfg.augment)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                o = model(x.contiguous(memory_format=torch.channels_last))
-                loss = F.cross_entropy(o.class_logits.float(), train.labels[idx].to(device), label_smoothing=cfg.label_smoothing)
-                if words:
-                    loss = loss + cfg.word_loss * F.binary_cross_entropy_with_logits(o.word_logits.float(), targets[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, n = total + loss.item() * len(idx), n + len(idx)
-        return {"train_loss": total / n}
+    def __init__(self, data: str | Path, device: torch.device, cfg: FeatureTrainConfig, limit: int | None = None,
+                 log_test: bool = True):
+        train_records = load_records(data, split="train")[:limit or None]  # the records alone: no images decoded
+        self.concepts = concept_index(train_records)
+        self.words = word_index(train_records) if cfg.word_loss > 0 else {}
+        self.train = load_split(data, "train", self.concepts, limit)
+        self.val = load_split(data, "val", self.concepts, limit)
+        self.test = load_split(data, "test", self.concepts, limit) if log_test else None
+        self.targets = word_targets(self.train.records, self.words)  # (N, W)
+        self.device, self.batch_size, self.limit = device, cfg.batch_size, limit
 
-    def evaluate_all() -> dict:
-        v = evaluate(model, val, device)
+    def new_model(self) -> ImageFeatures:
+        return ImageFeatures(FeatureConfig(num_classes=len(self.concepts), num_words=len(self.words)))
+
+    def steps(self) -> int:
+        return (len(self.train) + self.batch_size - 1) // self.batch_size
+
+    def batches(self, epoch: int, g: torch.Generator) -> Iterator[FeatureBatch]:
+        perm = torch.randperm(len(self.train), generator=g)
+        for i in range(0, len(perm), self.batch_size):
+            idx = perm[i:i + self.batch_size]
+            yield FeatureBatch(self.train.batch(idx, self.device), self.train.labels[idx].to(self.device),
+                               self.targets[idx].to(self.device) if self.words else None)
+
+    def evaluate(self, model: ImageFeatures, prec: Precision) -> dict:
+        v = evaluate(model, self.val, self.device)
         row = {"val_loss": v["loss"], "val_top1": v["top1"], "val_top5": v["top5"]}
-        if test is not None:
-            t = evaluate(model, test, device)
+        if self.test is not None:
+            t = evaluate(model, self.test, self.device)
             row.update(test_top1=t["top1"], test_top5=t["top5"])
         return row
 
-    def save(row: dict) -> None:
-        save_model(out, name, model, half=True, concepts=list(concepts), words=list(words),
-                   train={"epoch": row["epoch"], "val_top1": row["val_top1"], "config": asdict(cfg),
-                          "images": len(train), "limit": limit})
+    def meta(self, row: dict, cfg: FeatureTrainConfig) -> dict:
+        return {"concepts": list(self.concepts), "words": list(self.words),
+                "train": {"epoch": row["epoch"], "val_top1": row["val_top1"], "config": asdict(cfg),
+                          "images": len(self.train), "limit": self.limit}}
 
-    return run_epochs(name, model, opt, sched, cfg.epochs, train_epoch, evaluate_all, save, work,
-                      Path(out) / "logs", resume)
+
+# --------------------------------------------------------------------------- external sets, streamed
+
+def pretrained_features(config: FeatureConfig, weights: str) -> ImageFeatures:
+    """ImageFeatures, its backbone loaded from a local ImageNet state dict when `weights` is set.
+    The saved config keeps imagenet_weights=False: the checkpoint itself holds the weights."""
+    model = ImageFeatures(config)
+    if weights:
+        state = {k: v for k, v in load_imagenet_state(weights).items() if not k.startswith("fc.")}
+        model.backbone.load_state_dict(state)
+    return model
+
+
+class StreamedFeatureData:
+    """An external set's images decoded on the fly, sharded over ranks; the targets are which of the most
+    frequent caption words (data.max_words) an image's captions use. Scored by the validation BCE per word
+    and p5, the share of the top-5 predicted words that are right."""
+
+    def __init__(self, records: dict[str, list[dict]], d: Dist, cfg: FeatureTrainConfig, data: DataConfig):
+        train, val = records["train"], records["val"]
+        self.concepts, self.words = {}, top_words(train, data.max_words)
+        self.sets_train, self.sets_val = word_sets(train, self.words), word_sets(val, self.words)
+        self.size, self.d, self.data, self.images = data.feature_size(), d, data, len(train)
+        self.train_dl = loader(train, self.size, cfg.batch_size, d, data.num_workers, True, cfg.seed)
+        self.val_dl = loader(val, self.size, cfg.batch_size, d, data.num_workers, False, cfg.seed)
+
+    def new_model(self) -> ImageFeatures:
+        return pretrained_features(FeatureConfig(image_size=self.size, num_words=len(self.words)),
+                                   self.data.resnet_weights)
+
+    def steps(self) -> int:
+        return len(self.train_dl)
+
+    def batches(self, epoch: int, g: torch.Generator) -> Iterator[FeatureBatch]:
+        self.train_dl.sampler.set_epoch(epoch)
+        for x, idx, _ in self.train_dl:
+            y = multi_hot(self.sets_train, idx, len(self.words)).to(self.d.device)  # (B, W)
+            yield FeatureBatch(to_float(x, self.d.device), None, y)
+
+    @torch.inference_mode()
+    def evaluate(self, model: ImageFeatures, prec: Precision) -> dict:
+        loss = hits = n = 0.0
+        for x, idx, _ in self.val_dl:
+            with prec.autocast():
+                logits = model(to_float(x, self.d.device)).word_logits.float()  # (B, W)
+            y = multi_hot(self.sets_val, idx, len(self.words)).to(self.d.device)
+            loss += F.binary_cross_entropy_with_logits(logits, y, reduction="sum").item() / len(self.words)
+            hits += y.gather(1, logits.topk(min(5, len(self.words)), dim=1).indices).mean(1).sum().item()
+            n += len(idx)
+        loss, hits, n = all_sum([loss, hits, n], self.d)
+        return {"val_loss": loss / max(n, 1), "val_p5": hits / max(n, 1)}
+
+    def meta(self, row: dict, cfg: FeatureTrainConfig) -> dict:
+        return {"concepts": [], "words": list(self.words),
+                "train": {"epoch": row["epoch"], "val_loss": row["val_loss"], "config": asdict(cfg),
+                          "data": asdict(self.data), "images": self.images, "ranks": self.d.world}}

@@ -1,7 +1,10 @@
-"""The epoch loop shared by every training stage: seed, resume, per-epoch log (CSV + JSON), curves PNG."""
+"""The epoch loop shared by every training stage: seed, resume, per-epoch log (CSV + JSON), curves PNG, and
+the manifest record of a finished stage."""
 from __future__ import annotations
 
 import csv
+import dataclasses
+import datetime
 import json
 import os
 import platform
@@ -26,6 +29,14 @@ def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__}); host {cpu}"
     return f"CPU {cpu} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+
+
+
+def stage_record(cfg, result: dict, t0: float, device: torch.device, **extra) -> dict:
+    """A finished stage as manifest.json records it: its config dataclass, `extra` (recipe, data, ranks), its
+    result, the minutes since t0, the hardware and the date."""
+    return {"config": dataclasses.asdict(cfg), **extra, "result": result, "minutes": round((time.time() - t0) / 60, 2),
+            "hardware": hardware(device), "date": datetime.date.today().isoformat()}
 
 
 class TrainLog:

@@ -1,8 +1,13 @@
-"""Stage `vae`: train the conditional VAE on (image, Word2Vec caption vector) pairs."""
+"""Stage `vae`: train the conditional VAE on (image, Word2Vec caption vector) pairs, then (emoji set) store the
+training images' latents as its exemplar prior.
+
+A reader decides what is read (`EmojiVAEData`: the built set in memory; `StreamedVAEData`: an external set
+decoded on the fly); `train_vae` is the one loop for both."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -13,8 +18,10 @@ from ..checkpoint import WORD_VECTORS, load_model, save_model
 from ..preprocess import to_pil
 from ..text_encoder import TextEncoder
 from ..vae import CVAE, CVAEConfig
-from .dataset import Split, load_split
+from .dataset import load_split
+from .distributed import Dist, Precision, all_sum, wrap
 from .loop import run_epochs, seed_everything
+from .streaming import DataConfig, loader, to_float
 
 
 @dataclass
@@ -51,21 +58,6 @@ class CaptionVectors:
         return self.vectors[torch.where(use_name, lo, pick)]
 
 
-@torch.inference_mode()
-def evaluate(model: CVAE, split: Split, vecs: CaptionVectors, device: torch.device, batch_size: int = 256) -> dict:
-    recon = kl = prior_recon = 0.0
-    g = torch.Generator(device.type).manual_seed(0)
-    for i in range(0, len(split), batch_size):
-        idx = torch.arange(i, min(i + batch_size, len(split)))
-        x = split.batch(idx, device)
-        out = model(x, vecs.names(idx).to(device), generator=g)
-        l = model.loss(out, x)
-        recon, kl = recon + l.recon.item() * len(idx), kl + l.kl.item() * len(idx)
-        prior_recon += 0.0 if l.prior_recon is None else l.prior_recon.item() * len(idx)
-    n = max(len(split), 1)
-    return {"val_loss": (recon + kl) / n, "val_recon": recon / n, "val_kl": kl / n, "val_prior_recon": prior_recon / n}
-
-
 def preview(model: CVAE, encoder: TextEncoder, logs: Path, prompts: tuple[str, ...] = ("red apple", "dog")) -> None:
     """A quick look at what the model draws: 8 samples per prompt as `<logs>/vae_<prompt>.png`."""
     for prompt in prompts:
@@ -74,9 +66,10 @@ def preview(model: CVAE, encoder: TextEncoder, logs: Path, prompts: tuple[str, .
         except ValueError:  # a word the (tiny) vocabulary lacks
             continue
         ims = to_pil(model.sample(v, n=8, generator=torch.Generator().manual_seed(0)))
-        sheet = ims[0].resize((64 * 8, 64))
+        side = ims[0].width
+        sheet = ims[0].resize((side * len(ims), side))
         for j, im in enumerate(ims):
-            sheet.paste(im, (64 * j, 0))
+            sheet.paste(im, (side * j, 0))
         sheet.save(logs / f"vae_{prompt.replace(' ', '_')}.png")
 
 
@@ -133,43 +126,142 @@ def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit
     return summary
 
 
-def train_vae(data: str | Path, out: str | Path, device: torch.device, cfg: VAETrainConfig, work: str | Path,
-              resume: bool = True, limit: int | None = None) -> dict:
+def train_vae(source: VAEData, out: str | Path, d: Dist, cfg: VAETrainConfig, work: str | Path,
+              resume: bool = True, amp: bool = False) -> dict:
+    """Train the conditional VAE on `source`'s (image, caption vector) batches (AdamW, one-cycle LR, the KL
+    weight ramped up over cfg.kl_warmup epochs, gradients clipped at 5, mixed precision on CUDA when `amp`, DDP
+    when `d` is distributed); the best validation epoch is saved as `<out>/vae.safetensors` with a preview
+    sheet in `<out>/logs`. Returns the best epoch's row."""
     g = seed_everything(cfg.seed)
-    encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
-    train, val = load_split(data, "train", limit=limit), load_split(data, "val", limit=limit)
-    train_vecs, val_vecs = CaptionVectors(train.records, encoder), CaptionVectors(val.records, encoder)
-    model = CVAE(CVAEConfig(text_dim=encoder.dim, latent_dim=cfg.latent_dim, beta=cfg.beta, prior=cfg.prior,
-                            prior_recon=cfg.prior_recon)).to(device)
+    model = CVAE(CVAEConfig(image_size=source.image_size, text_dim=source.encoder.dim, latent_dim=cfg.latent_dim,
+                            beta=cfg.beta, prior=cfg.prior, prior_recon=cfg.prior_recon)).to(d.device)
+    net = wrap(model, d)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    steps = cfg.epochs * ((len(train) + cfg.batch_size - 1) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
-    noise = torch.Generator(device.type).manual_seed(cfg.seed)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.epochs * source.steps(), 1),
+                                                pct_start=0.1)
+    noise = torch.Generator(d.device.type).manual_seed(cfg.seed + d.rank)  # the posterior samples of each rank
+    prec = Precision(d.device, amp)
 
     def train_epoch(epoch: int) -> dict:
         model.config.beta = cfg.beta * min(1.0, epoch / max(cfg.kl_warmup, 1))
-        perm = torch.randperm(len(train), generator=g)
-        tot = rec = kl = 0.0
-        for i in tqdm(range(0, len(perm), cfg.batch_size), desc=f"vae {epoch}/{cfg.epochs}", leave=False):
-            idx = perm[i:i + cfg.batch_size]
-            x = train.batch(idx, device)
-            out = model(x, train_vecs.draw(idx, g).to(device), generator=noise)
-            l = model.loss(out, x)
-            opt.zero_grad(set_to_none=True)
-            l.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
+        tot = rec = kl = n = 0.0
+        for x, text in tqdm(source.batches(epoch, g), total=source.steps(), desc=f"vae {epoch}/{cfg.epochs}",
+                            leave=False, disable=not d.main):
+            with prec.autocast():
+                o = net(x, text, generator=noise)  # x (B, 3, H, W), text (B, D)
+            l = model.loss(o._replace(logits=o.logits.float()), x)
+            prec.step(l.loss, opt, model.parameters(), clip=5.0)
             sched.step()
-            tot, rec, kl = tot + l.loss.item() * len(idx), rec + l.recon.item() * len(idx), kl + l.kl.item() * len(idx)
+            b = len(x)
+            tot, rec, kl, n = tot + l.loss.item() * b, rec + l.recon.item() * b, kl + l.kl.item() * b, n + b
         model.config.beta = cfg.beta
-        return {"train_loss": tot / len(perm), "train_recon": rec / len(perm), "train_kl": kl / len(perm)}
+        tot, rec, kl, n = all_sum([tot, rec, kl, n], d)
+        return {"train_loss": tot / n, "train_recon": rec / n, "train_kl": kl / n}
 
     def save(row: dict) -> None:
-        save_model(out, "vae", model, train={"epoch": row["epoch"], "val_loss": row["val_loss"], "config": asdict(cfg)})
-        preview(model, encoder, Path(out) / "logs")
+        save_model(out, "vae", model, train=source.meta(row, cfg))
+        preview(model, source.encoder, Path(out) / "logs")
 
-    best = run_epochs("vae", model, opt, sched, cfg.epochs, train_epoch,
-                      lambda: evaluate(model, val, val_vecs, device), save, work, Path(out) / "logs", resume)
+    return run_epochs("vae", model, opt, sched, cfg.epochs, train_epoch,
+                      lambda: evaluate(model, source.val_batches(), d), save, work, Path(out) / "logs", resume,
+                      main=d.main)
+
+
+
+def finish_emoji_vae(data: str | Path, out: str | Path, device: torch.device, cfg: VAETrainConfig,
+                     limit: int | None = None) -> dict:
+    """What follows `train_vae` on the emoji set: the exemplar table (`add_exemplars`) and a preview of the VAE
+    as shipped. Returns the exemplar summary."""
     exemplars = add_exemplars(data, out, device, limit, cfg.refine_steps, cfg.refine_lr)
-    preview(load_model(out, "vae", CVAE, CVAEConfig, device)[0], encoder, Path(out) / "logs")  # as shipped
-    return {**best, "exemplars": exemplars}
+    encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
+    preview(load_model(out, "vae", CVAE, CVAEConfig, device)[0], encoder, Path(out) / "logs")
+    return exemplars
+
+
+@torch.inference_mode()
+def evaluate(model: CVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], d: Dist) -> dict:
+    """Validation losses per image over (image (B, 3, H, W), caption vector (B, D)) batches, with a fixed
+    noise seed; summed over ranks."""
+    recon = kl = prior_recon = n = 0.0
+    g = torch.Generator(d.device.type).manual_seed(0)
+    for x, text in batches:
+        l = model.loss(model(x, text, generator=g), x)
+        b = len(x)
+        recon, kl, n = recon + l.recon.item() * b, kl + l.kl.item() * b, n + b
+        prior_recon += 0.0 if l.prior_recon is None else l.prior_recon.item() * b
+    recon, kl, prior_recon, n = all_sum([recon, kl, prior_recon, n], d)
+    n = max(n, 1)
+    return {"val_loss": (recon + kl) / n, "val_recon": recon / n, "val_kl": kl / n, "val_prior_recon": prior_recon / n}
+
+
+class VAEData(Protocol):
+    """What `train_vae` asks of a data source."""
+    encoder: TextEncoder  # the trained word vectors: caption -> (D,) sentence vector
+    image_size: int  # side of the images the CVAE draws
+
+    def steps(self) -> int: ...  # training batches per epoch (on this rank)
+    def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def meta(self, row: dict, cfg: VAETrainConfig) -> dict: ...  # the checkpoint's "train" field
+
+
+class EmojiVAEData:
+    """The built emoji set in memory: each training image with one of its captions, drawn anew each epoch (the
+    name half of the time); validation images with their names."""
+    image_size = CVAEConfig.image_size
+
+    def __init__(self, data: str | Path, out: str | Path, device: torch.device, batch_size: int,
+                 limit: int | None = None):
+        self.encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
+        self.train, self.val = load_split(data, "train", limit=limit), load_split(data, "val", limit=limit)
+        self.train_vecs = CaptionVectors(self.train.records, self.encoder)
+        self.val_vecs = CaptionVectors(self.val.records, self.encoder)
+        self.device, self.batch_size = device, batch_size
+
+    def steps(self) -> int:
+        return (len(self.train) + self.batch_size - 1) // self.batch_size
+
+    def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        perm = torch.randperm(len(self.train), generator=g)
+        for i in range(0, len(perm), self.batch_size):
+            idx = perm[i:i + self.batch_size]
+            yield self.train.batch(idx, self.device), self.train_vecs.draw(idx, g).to(self.device)
+
+    def val_batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for i in range(0, len(self.val), batch_size):
+            idx = torch.arange(i, min(i + batch_size, len(self.val)))
+            yield self.val.batch(idx, self.device), self.val_vecs.names(idx).to(self.device)
+
+    def meta(self, row: dict, cfg: VAETrainConfig) -> dict:
+        return {"epoch": row["epoch"], "val_loss": row["val_loss"], "config": asdict(cfg)}
+
+
+class StreamedVAEData:
+    """An external set's images decoded on the fly at data.vae_image_size, sharded over ranks, each with one
+    of its captions drawn anew each epoch; validation images with their first caption."""
+
+    def __init__(self, records: dict[str, list[dict]], out: str | Path, d: Dist, cfg: VAETrainConfig,
+                 data: DataConfig):
+        self.encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
+        self.image_size, self.d = data.vae_image_size, d
+        self.train_dl = loader(records["train"], self.image_size, cfg.batch_size, d, data.num_workers, True, cfg.seed,
+                               caption="random")
+        self.val_dl = loader(records["val"], self.image_size, cfg.batch_size, d, data.num_workers, False, cfg.seed,
+                             caption="first")
+
+    def steps(self) -> int:
+        return len(self.train_dl)
+
+    def _pairs(self, dl) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, _, caps in dl:
+            yield to_float(x, self.d.device), torch.from_numpy(self.encoder.encode_batch(list(caps))).to(self.d.device)
+
+    def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.train_dl.sampler.set_epoch(epoch)
+        return self._pairs(self.train_dl)
+
+    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self._pairs(self.val_dl)
+
+    def meta(self, row: dict, cfg: VAETrainConfig) -> dict:
+        return {"epoch": row["epoch"], "val_loss": row["val_loss"], "config": asdict(cfg), "ranks": self.d.world}

@@ -1,4 +1,5 @@
-"""Stage `word2vec`: Word2Vec on the emoji captions and keywords, plus WordNet glosses when installed."""
+"""Stage `word2vec`: Word2Vec on the captions (emoji names, captions and keywords, or an external set's
+captions), plus WordNet glosses when installed."""
 from __future__ import annotations
 
 import time
@@ -34,7 +35,7 @@ def wordnet_sentences(root: Path = WORDNET) -> list[list[str]]:
 
 
 def caption_sentences(data: str | Path) -> list[list[str]]:
-    """Every caption of every training/validation record, the name first."""
+    """Every caption of every training/validation record of the built emoji set, the name first."""
     sents = []
     for r in load_records(data):
         if r["split"] == "test":
@@ -44,11 +45,19 @@ def caption_sentences(data: str | Path) -> list[list[str]]:
     return [s for s in sents if s]
 
 
-def train_word2vec(data: str | Path, out: str | Path, cfg: Word2VecConfig, wordnet: bool = True) -> dict:
+def external_sentences(records: dict[str, list[dict]]) -> list[list[str]]:
+    """Every train/validation caption of an external set (split -> records)."""
+    return [s for split in ("train", "val") for r in records[split] for c in r["captions"] if (s := tokenize(c))]
+
+
+def train_word2vec(captions: list[list[str]], out: str | Path, cfg: Word2VecConfig, wordnet: bool = True,
+                   repeat: int = 1) -> dict:
+    """Word2Vec on caption sentences, repeated `repeat` times (few captions then weigh against the glosses),
+    plus WordNet glosses when installed; pruned to the caption words and the MAX_WORDS most frequent others.
+    Writes `<out>/word2vec.bin` and `word2vec.json`; run on one rank."""
     t0 = time.time()
-    captions = caption_sentences(data)
     glosses = wordnet_sentences() if wordnet else []
-    encoder = TextEncoder.train(captions * CAPTION_REPEAT + glosses, cfg)
+    encoder = TextEncoder.train(captions * repeat + glosses, cfg)
     encoder = encoder.prune((w for s in captions for w in s), MAX_WORDS)
     Path(out).mkdir(parents=True, exist_ok=True)
     encoder.save(Path(out) / WORD_VECTORS)
