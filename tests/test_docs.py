@@ -113,7 +113,8 @@ def test_scripts_named_in_the_docs_exist(page):
     assert not missing, f"{page.name} names scripts that do not exist: {missing}"
 
 
-REPO_PATH = re.compile(r"^(?:crossgen|tests|assets|checkpoints|docs|scripts)/[\w./-]*$")
+REPO_PATH = re.compile(r"^(?:(?:crossgen|tests|assets|checkpoints|docs|scripts)/[\w./-]*"
+                       r"|requirements[\w-]*\.txt|pyproject\.toml|pytest\.ini|setup\.cfg|app\.py|LICENSE|\.ci/run)$")
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
