@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .sources import hashed_split, make_record
+from .source_records import hashed_split, make_record
 
 YEARS = ("2017", "2014")
 

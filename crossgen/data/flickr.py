@@ -9,7 +9,7 @@ import csv
 import json
 from pathlib import Path
 
-from .sources import hashed_split, make_record
+from .source_records import hashed_split, make_record
 
 IMAGE_DIRS = {"flickr30k": ("flickr30k-images", "flickr30k_images", "Images", "images", "."),
               "flickr8k": ("Flicker8k_Dataset", "Flickr8k_Dataset", "Images", "images", ".")}

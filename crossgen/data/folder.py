@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .sources import SPLIT_NAMES, hashed_split, make_record
+from .source_records import SPLIT_NAMES, hashed_split, make_record
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 CSV_NAMES = ("captions.csv", "captions.tsv")
