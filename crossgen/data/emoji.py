@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..errors import DataError, DataNotFoundError, UsageError
 from ..preprocess import load_image, normalize_text, resize
 from .records import IMAGE_SIZE, SPLITS, concept_id, split_config, split_of, write_records
 
@@ -40,14 +41,19 @@ def package_dir(package: str, version: str, source: str | Path | None = None,
                 return _checked(cand, package, version)
         tgz = source / f"{base}.tgz"
         if not tgz.is_file():
-            raise FileNotFoundError(f"{package}@{version}: neither {source / base}/package/ nor {tgz} exists")
+            raise DataNotFoundError(f"{package}@{version}: neither {source / base}/package/ nor {tgz} exists")
     dest = cache / base / "package"
     if not (dest / "package.json").is_file():
         if not tgz.is_file():
             cache.mkdir(parents=True, exist_ok=True)
             print(f"npm pack {package}@{version}")
-            subprocess.run(["npm", "pack", f"{package}@{version}", "--pack-destination", str(cache.resolve())],
-                           check=True, capture_output=True, text=True)
+            try:
+                subprocess.run(["npm", "pack", f"{package}@{version}", "--pack-destination", str(cache.resolve())],
+                               check=True, capture_output=True, text=True)
+            except (OSError, subprocess.CalledProcessError) as e:  # no npm, no network, no such package
+                detail = (getattr(e, "stderr", None) or str(e)).strip().splitlines()[-1:]
+                raise DataNotFoundError(f"npm pack {package}@{version} failed ({' '.join(detail) or e}); download the "
+                                        f"packages elsewhere and pass their folder with --from DIR") from e
         _extract(tgz, cache / base)
     return _checked(dest, package, version)
 
@@ -65,7 +71,7 @@ def _extract(tgz: Path, dest: Path) -> None:
 def _checked(path: Path, package: str, version: str) -> Path:
     meta = json.loads((path / "package.json").read_text(encoding="utf-8"))
     if meta.get("version") != version:
-        raise ValueError(f"{path} holds {package}@{meta.get('version')}, but split.json pins {version}")
+        raise DataError(f"{path} holds {package}@{meta.get('version')}, but split.json pins {version}")
     return path
 
 
@@ -272,7 +278,7 @@ def build_emoji(out: str | Path, source: str | Path | None = None, cache: str | 
     styles = list(styles or specs)
     unknown = [s for s in styles if s not in specs]
     if unknown:
-        raise ValueError(f"unknown style(s) {unknown}; known: {list(specs)}")
+        raise UsageError(f"unknown style(s) {unknown}; known: {list(specs)}")
 
     def pkg(style: str) -> Path:
         return package_dir(specs[style]["package"], specs[style]["version"], source, cache)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DataNotFoundError
 from ..preprocess import load_image, resize
 
 IMAGE_SIZE = 64
@@ -93,7 +94,7 @@ def load_records(data_dir: str | Path, split: str | Iterable[str] | None = None,
     """Records of a built dataset, optionally only some splits and/or styles, in file order."""
     path = Path(data_dir) / "records.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"No dataset at {data_dir} (missing records.jsonl). "
+        raise DataNotFoundError(f"No dataset at {data_dir} (missing records.jsonl). "
                                 f"Build it with: python -m crossgen.data emoji --out {data_dir}")
     splits = {split} if isinstance(split, str) else (set(split) if split is not None else None)
     keep = {styles} if isinstance(styles, str) else (set(styles) if styles is not None else None)
