@@ -1,45 +1,23 @@
 """Benchmark helpers that need the running app: cold start and concurrent clients through gradio_client.
 
-The app runs as `python app.py` in a subprocess on a free loopback port; its settings come from the
-environment (CROSSGEN_CHECKPOINTS, CROSSGEN_BATCHING, CROSSGEN_CONCURRENCY, GRADIO_SERVER_PORT).
+The app runs as `python app.py` in a subprocess on a free loopback port (`crossgen.app_process.AppServer`);
+its settings come from the environment (CROSSGEN_CHECKPOINTS, CROSSGEN_BATCHING, CROSSGEN_CONCURRENCY).
 """
 from __future__ import annotations
 
 import itertools
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "app.py"
+from .app_process import AppServer
+
 PROMPT = "red apple"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    """A process's peak resident set size (VmHWM) in MB; None where /proc is not available."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -51,55 +29,16 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    started: float  # time.perf_counter() just before the process was spawned
-    ready_s: float  # process start -> first HTTP answer (models are loaded before the app listens)
-
-    def client(self):
-        from gradio_client import Client
-        # the generated images are not downloaded: on a small machine the clients share the CPU with the app
-        return Client(self.url, verbose=False, analytics_enabled=False, download_files=False)
-
-    def peak_rss_mb(self) -> float | None:
-        return peak_rss_mb(self.process.pid)
-
-
 @contextmanager
 def app_server(checkpoints: Path, batching: bool = True, concurrency: int = 16, threads: int | None = None,
-               timeout_s: float = 180) -> Iterator[Server]:
-    """`python app.py` on a free loopback port until the block ends."""
-    port = free_port()
-    env = {**os.environ, "CROSSGEN_CHECKPOINTS": str(checkpoints), "CROSSGEN_BATCHING": "1" if batching else "0",
-           "CROSSGEN_CONCURRENCY": str(concurrency), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+               timeout_s: float = 180) -> Iterator[AppServer]:
+    """`python app.py` on a free loopback port until the block ends, with these server settings."""
+    env = {"CROSSGEN_BATCHING": "1" if batching else "0", "CROSSGEN_CONCURRENCY": str(concurrency)}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    url = f"http://127.0.0.1:{port}/"
-    with tempfile.TemporaryFile() as log:
-        started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, str(APP)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            while True:
-                if proc.poll() is not None or time.perf_counter() - started > timeout_s:
-                    log.seek(0)
-                    raise RuntimeError(f"app.py did not start (exit code {proc.returncode}):\n"
-                                       + log.read().decode(errors="replace")[-3000:])
-                try:
-                    with urllib.request.urlopen(url + "config", timeout=2):
-                        break
-                except OSError:
-                    time.sleep(0.05)
-            yield Server(url, proc, started, time.perf_counter() - started)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with tempfile.TemporaryDirectory(prefix="crossgen_bench_") as work, \
+            AppServer(checkpoints, work, device=None, start_timeout=timeout_s, env=env) as server:
+        yield server
 
 
 _seeds = itertools.count(1)  # a new seed per call: equal images share a file in Gradio's cache, and
@@ -116,7 +55,7 @@ def call_image_to_text(client, image: Path, beam: int = 3):
     return client.predict(handle_file(str(image)), beam, api_name="/image_to_text")
 
 
-def first_answers(server: Server, image: Path) -> dict:
+def first_answers(server: AppServer, image: Path) -> dict:
     """Process start -> the app answering, and -> the first answer of each endpoint (t2i first, then i2t).
     Call it first thing on a fresh server."""
     client = server.client()
@@ -127,7 +66,7 @@ def first_answers(server: Server, image: Path) -> dict:
     return {"ready_s": server.ready_s, "text_to_image_s": t2i, "image_to_text_s": i2t}
 
 
-def load_test(server: Server, call: Callable, clients: int, requests: int) -> dict:
+def load_test(server: AppServer, call: Callable, clients: int, requests: int) -> dict:
     """`clients` threads, each with its own gradio_client, each making `requests` calls back to back."""
     pool = [server.client() for _ in range(clients)]
     for c in pool[:2]:
