@@ -5,7 +5,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from conftest import free_port
+from helpers import free_port
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 DOG = ROOT / "assets" / "examples" / "twemoji_dog.png"
 

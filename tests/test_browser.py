@@ -14,7 +14,7 @@ import pytest
 import browser
 from bad_inputs import CASES, NO_WORDS
 from browser import ROOT, AppServer, UIError, caption, chromium_page, draw
-from conftest import SENTENCES
+from helpers import SENTENCES
 
 EXAMPLES = ROOT / "assets" / "examples"
 TINY_VOCAB = {w for s in SENTENCES for w in s}  # every word the tiny captioner can say

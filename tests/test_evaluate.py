@@ -9,7 +9,7 @@ from crossgen.evaluate import (caption_metrics, caption_scores, derangement, fid
                                references)
 from crossgen.evaluator import topk_accuracy
 
-from conftest import FIXTURE, make_tiny_checkpoints
+from helpers import FIXTURE, make_tiny_checkpoints
 
 CAPTIONS = ["red apple on a white plate", "dog face with a red tongue", "thumbs up with a dark skin tone"]
 

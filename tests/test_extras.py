@@ -10,7 +10,7 @@ from crossgen import (InvalidPromptError, InvalidRequestError, UnknownWordsError
                       write_gif)
 from crossgen.prompt_hints import split_compound
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def pixels(images) -> list[np.ndarray]:

@@ -5,7 +5,7 @@ from crossgen import (CVAE, Captioner, CaptionerConfig, CVAEConfig, FeatureConfi
 from crossgen.augment import augment
 from crossgen.train.vae import refine_latents
 
-from conftest import tiny_captioner, tiny_vae
+from helpers import tiny_captioner, tiny_vae
 
 
 def test_vae_forward_loss_backward_shapes():

@@ -8,7 +8,7 @@ from PIL import Image
 import crossgen
 from crossgen import CheckpointError, InvalidImageError, InvalidRequestError, UnknownWordsError
 
-from conftest import make_tiny_checkpoints
+from helpers import make_tiny_checkpoints
 
 
 def test_text_to_image_count_size_and_seed(tiny_pipeline):

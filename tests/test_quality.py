@@ -17,7 +17,7 @@ import crossgen
 from crossgen.checkpoint import sha256
 from crossgen.evaluate import main as evaluate
 
-from conftest import FIXTURE, ROOT
+from helpers import FIXTURE, ROOT
 
 SHIPPED = ROOT / "checkpoints"
 

@@ -3,7 +3,7 @@ import pytest
 
 from crossgen import CheckpointError, InvalidPromptError, TextEncoder, UnknownWordsError
 
-from conftest import tiny_encoder
+from helpers import tiny_encoder
 
 
 def test_train_save_load_round_trip(tmp_path):

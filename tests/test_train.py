@@ -18,7 +18,7 @@ from crossgen.train import CaptionerTrainConfig, FeatureTrainConfig
 from crossgen.train.__main__ import RECIPES, config_for, main, recipe_for
 from crossgen.vae import CVAE, CVAEConfig
 
-from conftest import FIXTURE, ROOT
+from helpers import FIXTURE, ROOT
 
 TINY = ["--data", str(FIXTURE), "--device", "cpu", "--limit", "48", "--epochs", "2", "--batch-size", "16",
         "--no-wordnet", "--vector-size", "16", "--latent-dim", "4", "--prior", "standard", "--prior-recon", "0",

@@ -1,0 +1,50 @@
+"""Helpers shared by the tests: paths, tiny models and a tiny checkpoint folder (no training data needed).
+
+The pytest fixtures built from them are in conftest.py; tests import plain helpers from here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from crossgen import (CVAE, Captioner, CaptionerConfig, CVAEConfig, FeatureConfig, ImageFeatures, TextEncoder, Vocab,
+                      Word2VecConfig, save_model, write_manifest)
+from crossgen.app_process import free_port  # noqa: F401  (one free-port helper for the app and the tests)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "emoji"
+SENTENCES = [s.split() for s in [
+    "red apple fruit", "green apple fruit", "dog face animal pet", "dog animal", "cat face animal pet",
+    "thumbs up hand", "red heart love", "racing car vehicle", "pizza food", "full moon sky",
+]] * 20
+
+
+def tiny_encoder() -> TextEncoder:
+    return TextEncoder.train(SENTENCES, Word2VecConfig(vector_size=16, epochs=5, workers=1, seed=0))
+
+
+def tiny_vae(text_dim: int = 16, prior: str = "learned") -> CVAE:
+    torch.manual_seed(0)
+    return CVAE(CVAEConfig(text_dim=text_dim, cond_dim=16, latent_dim=4, channels=[8, 8, 16, 16], prior=prior)).eval()
+
+
+def tiny_captioner(vocab_size: int) -> Captioner:
+    torch.manual_seed(0)
+    return Captioner(CaptionerConfig(vocab_size=vocab_size, embed_dim=16, hidden_dim=32, max_len=8)).eval()
+
+
+def make_tiny_checkpoints(directory: Path) -> Path:
+    """A complete checkpoint folder with random tiny models: enough to exercise load/app/API paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    encoder = tiny_encoder()
+    encoder.save(directory / "word2vec.bin")
+    vae = tiny_vae(encoder.dim)
+    words = ["apple", "dog", "cat", "heart", "car", "pizza", "moon", "hand"]  # exemplars, as in the shipped VAE
+    vae.set_exemplars(torch.from_numpy(encoder.wv[words]), torch.randn(len(words), vae.config.latent_dim))
+    save_model(directory, "vae", vae)
+    torch.manual_seed(0)
+    save_model(directory, "features", ImageFeatures(FeatureConfig()), half=True)
+    vocab = Vocab.build(" ".join(s) for s in SENTENCES)
+    save_model(directory, "captioner", tiny_captioner(len(vocab)), half=True, vocab=vocab.to_json())
+    write_manifest(directory, training={"note": "tiny random models for tests"})
+    return directory
