@@ -1,8 +1,8 @@
 """Screenshots of the issue-7 features for the README (run by hand; not a test):
 
-    python tests/feature_screenshots.py --out /tmp/crossgen-shots [--checkpoints checkpoints]
+    python scripts/feature_screenshots.py --out /tmp/crossgen-shots [--checkpoints checkpoints]
 
-Starts `app.py` on a free port (tests/browser.py's AppServer), drives Debian's Chromium and writes
+Starts `app.py` on a free port (`crossgen.app_process.AppServer`, through tests/browser.py), drives Debian's Chromium and writes
 hints.png, round_trip_text.png, interpolation.png, round_trip_image.png under --out. Take the README's
 pictures from the trained checkpoints only, never from the tests' tiny random models.
 """
@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
 from browser import ROOT, AppServer, chromium_page  # noqa: E402
 
 TIMEOUT_MS = 60_000

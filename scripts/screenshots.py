@@ -1,6 +1,6 @@
 """Screenshots of both tabs for the README, made by the same user journeys as the browser tests:
 
-    python tests/screenshots.py [--checkpoints checkpoints] [--out assets/screenshots]
+    python scripts/screenshots.py [--checkpoints checkpoints] [--out assets/screenshots]
 
 starts `python app.py` on 127.0.0.1 with the given checkpoints, draws a prompt in "Text → Image" and
 captions an example image in "Image → Text", and saves `text_to_image.png` and `image_to_text.png`.
@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from browser import ROOT, AppServer, UIError, caption, chromium_missing_reason, chromium_page, draw
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
+from browser import ROOT, AppServer, UIError, caption, chromium_missing_reason, chromium_page, draw  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
