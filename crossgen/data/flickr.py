@@ -9,6 +9,7 @@ import csv
 import json
 from pathlib import Path
 
+from ..errors import DataNotFoundError
 from .source_records import hashed_split, make_record
 
 IMAGE_DIRS = {"flickr30k": ("flickr30k-images", "flickr30k_images", "Images", "images", "."),
@@ -82,7 +83,7 @@ def read_flickr(root: Path, source: str = "flickr30k") -> list[dict]:
     csv_path = find(root, ("results.csv",))
     token = find(root, ("Flickr8k.token.txt", "results_20130124.token", "captions.token"))
     if csv_path is None and token is None:
-        raise FileNotFoundError(f"No {source} captions under {root}: expected dataset_{source}.json, "
+        raise DataNotFoundError(f"No {source} captions under {root}: expected dataset_{source}.json, "
                                 "results.csv or Flickr8k.token.txt.")
     captions = read_results_csv(csv_path) if csv_path is not None else read_token_txt(token)
     splits = listed_splits(root)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from ..errors import DataNotFoundError, UsageError
 from .coco import read_coco
 from .flickr import read_flickr
 from .folder import read_folder
@@ -27,12 +28,12 @@ def load_source(name: str, root: str | Path, split: str | None = None, limit: in
     """Records of an external set (`name` in SOURCES) under `root`, optionally one split and its first `limit`.
     Images whose file is missing and images without a caption are left out."""
     if name not in SOURCES:
-        raise ValueError(f"Unknown data source {name!r}; expected one of {', '.join(SOURCES)}.")
+        raise UsageError(f"Unknown data source {name!r}; expected one of {', '.join(SOURCES)}.")
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"--root {root} is not a directory (the {name} data set goes there).")
+        raise DataNotFoundError(f"--root {root} is not a directory (the {name} data set goes there).")
     records = [r for r in READERS[name](root) if r["captions"] and (split is None or r["split"] == split)]
     records = [r for r in records if Path(r["image"]).is_file()]
     if not records and split is None:
-        raise FileNotFoundError(f"No captioned images found for {name} under {root}.")
+        raise DataNotFoundError(f"No captioned images found for {name} under {root}.")
     return records[:limit] if limit else records
