@@ -284,7 +284,7 @@ def print_table(m: dict) -> None:
     print(f"\n{m['seconds']:.0f} s on {m['hardware']}")
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m crossgen.evaluate", description=__doc__)
     p.add_argument("--data", default="data/emoji")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -299,17 +299,50 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="metrics JSON (default: <checkpoints>/metrics.json)")
     p.add_argument("--grid", default="assets/eval_grid.png", help="grid PNG ('' for none)")
-    args = p.parse_args(argv)
-    t0, device = time.time(), get_device(args.device)
-    ckpt = Path(args.checkpoints) if args.checkpoints else default_checkpoints()
-    cfg = EvalConfig(prompts=args.prompts, seed=args.seed)
-    parts = {}
+    return p
+
+
+def prepare_evaluator(args: argparse.Namespace, ckpt: Path, device: torch.device) -> None:
+    """Train the evaluator classifier when --train-evaluator asks; otherwise it must be in the checkpoints."""
     if args.train_evaluator:
         train_evaluator(args.data, ckpt, device, evaluator_config(epochs=args.evaluator_epochs), args.work,
                         args.resume, args.limit)
     elif not (ckpt / "evaluator.safetensors").is_file():
         raise SystemExit(evaluator_missing_hint(ckpt, args.data))
-    parts["evaluator_training"] = round(time.time() - t0, 1)
+
+
+def write_grid(path: str, cfg: EvalConfig, prompts: list[dict], generated: torch.Tensor, test: Split,
+               nbest: list[list[str]], style: str) -> None:
+    """The grid PNG: samples of six prompts (familiar concepts first) and captions of six test images."""
+    n = cfg.images_per_prompt
+    rows = familiar_first(list(range(len(prompts))), lambda i: prompts[i]["id"])[:6]
+    shown = familiar_first(list(range(len(test))), lambda i: test.records[i]["id"])[:6]
+    draw_grid(path, [(prompts[i]["name"], generated[i * n:(i + 1) * n]) for i in rows], n,
+              [(test.images[i], nbest[i][0], test.records[i]["name"]) for i in shown], style)
+
+
+def metrics_record(args: argparse.Namespace, cfg: EvalConfig, ckpt: Path, device: torch.device, train: Split,
+                   test: Split, evaluator: Evaluator, style: str, cap: dict, t2i: dict) -> dict:
+    """The metrics JSON: what was measured on what (data, config, hardware, checkpoint hashes) and the figures."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "split": args.split,
+        "data": str(args.data), "styles": style, "limit": args.limit,
+        "counts": {"train_images": len(train), "eval_images": len(test), "evaluator_concepts": len(evaluator.concepts)},
+        "config": asdict(cfg), "hardware": hardware(device),
+        "checkpoints": {"dir": str(ckpt), "sha256": {f: sha256(ckpt / f) for f in USED_FILES if (ckpt / f).is_file()},
+                        "evaluator_train": evaluator.meta.get("train", {})},
+        "captioning": cap,
+        "text_to_image": t2i, "grid": args.grid or None,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    t0, device = time.time(), get_device(args.device)
+    ckpt = Path(args.checkpoints) if args.checkpoints else default_checkpoints()
+    cfg = EvalConfig(prompts=args.prompts, seed=args.seed)
+    prepare_evaluator(args, ckpt, device)
+    parts = {"evaluator_training": round(time.time() - t0, 1)}
     pipe, evaluator = Pipeline.from_checkpoints(ckpt, device), load_evaluator(ckpt, device)
     train, test = load_split(args.data, "train"), load_split(args.data, args.split, limit=args.limit)
     t1 = time.time()
@@ -320,21 +353,8 @@ def main(argv: list[str] | None = None) -> dict:
                  text_to_image=round(time.time() - t2, 1))
     style = "/".join(sorted({r["style"] for r in test.records}))
     if args.grid:
-        n = cfg.images_per_prompt
-        rows = familiar_first(list(range(len(prompts))), lambda i: prompts[i]["id"])[:6]
-        shown = familiar_first(list(range(len(test))), lambda i: test.records[i]["id"])[:6]
-        draw_grid(args.grid, [(prompts[i]["name"], generated[i * n:(i + 1) * n]) for i in rows], n,
-                  [(test.images[i], nbest[i][0], test.records[i]["name"]) for i in shown], style)
-    metrics = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "split": args.split,
-        "data": str(args.data), "styles": style, "limit": args.limit,
-        "counts": {"train_images": len(train), "eval_images": len(test), "evaluator_concepts": len(evaluator.concepts)},
-        "config": asdict(cfg), "hardware": hardware(device),
-        "checkpoints": {"dir": str(ckpt), "sha256": {f: sha256(ckpt / f) for f in USED_FILES if (ckpt / f).is_file()},
-                        "evaluator_train": evaluator.meta.get("train", {})},
-        "captioning": cap,
-        "text_to_image": t2i, "grid": args.grid or None,
-    }
+        write_grid(args.grid, cfg, prompts, generated, test, nbest, style)
+    metrics = metrics_record(args, cfg, ckpt, device, train, test, evaluator, style, cap, t2i)
     metrics["seconds"], metrics["seconds_by_part"] = round(time.time() - t0, 1), parts
     out = Path(args.out) if args.out else ckpt / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
