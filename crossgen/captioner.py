@@ -174,46 +174,54 @@ class Captioner(nn.Module):
     def generate(self, features: torch.Tensor, beam: int = 3, max_len: int | None = None,
                  n_best: int = 1, length_penalty: float = 0.0) -> list[list[Hypothesis]]:
         """Beam search on one batched tensor. features (B, F) -> per image, up to n_best hypotheses,
-        best first. beam=1 is greedy decoding. Scores are logprob / ((5 + len) / 6) ** length_penalty (0 = plain log-probability)."""
+        best first. beam=1 is greedy decoding. Scores are logprob / ((5 + len) / 6) ** length_penalty (0 = plain log-probability).
+
+        Every image keeps k = beam live rows (B*k rows in all, image b in rows b*k .. b*k+k-1). Each step
+        scores all k*V one-word extensions of an image's beams, keeps the 2k best (so k can go on even if up
+        to k of them end with <eos>), files the endings among the k best as finished hypotheses and carries
+        the k best non-endings into the next step."""
         max_len = max_len or self.config.max_len
         B, k, V, dev = len(features), beam, self.config.vocab_size, features.device
-        state, step = self._decoder(features, k)
-        scores = torch.full((B, k), float("-inf"), device=dev)
+        state, step = self._decoder(features, k)  # state: (h, c), each (L, B*k, H)
+        scores = torch.full((B, k), float("-inf"), device=dev)  # (B, k) log-probability of each live beam
         scores[:, 0] = 0.0  # all beams start identical: keep one
-        seqs = torch.empty(B * k, 0, dtype=torch.long, device=dev)
-        tok = torch.full((B * k,), Vocab.bos, dtype=torch.long, device=dev)
+        seqs = torch.empty(B * k, 0, dtype=torch.long, device=dev)  # (B*k, t) words so far of each live beam
+        tok = torch.full((B * k,), Vocab.bos, dtype=torch.long, device=dev)  # (B*k,) the word fed next
         finished: list[list[Hypothesis]] = [[] for _ in range(B)]
         penalty = lambda n: ((5 + n) / 6) ** length_penalty  # noqa: E731
-        rank = torch.arange(2 * k, device=dev)
+        rank = torch.arange(2 * k, device=dev)  # (2k,) place of a candidate among an image's 2k best
         offsets = torch.arange(B, device=dev)[:, None] * k  # (B, 1): first row of each image's beams
-        only_eos = torch.full((V,), float("-inf"), device=dev)
+        only_eos = torch.full((V,), float("-inf"), device=dev)  # (V,) adds -inf to every word but <eos>
         only_eos[Vocab.eos] = 0.0
         for t in range(max_len + 1):
-            lp, state = step(tok, state)
+            lp, state = step(tok, state)  # (B*k, V) log-probabilities of the next word
             lp = lp.view(B, k, V)
             if t == max_len:  # out of room: only <eos> may follow
                 lp = lp + only_eos
+            # (B, 2k) the best extensions of each image's beams: their total scores and flat indices into k*V
             top, idx = (scores[..., None] + lp).view(B, k * V).topk(2 * k, dim=1)  # room for k that do not end here
-            src, word = idx // V, idx % V  # (B, 2k)
-            alive, is_eos = top > float("-inf"), word == Vocab.eos
-            ended = alive & is_eos & (rank < k)  # an ending counts only among the k best (so beam=1 is greedy)
-            going = alive & ~is_eos
-            slot = torch.where(going, going.cumsum(1) - 1, k).clamp_(max=k)  # the k best that go on; k = dropped
+            src, word = idx // V, idx % V  # (B, 2k) the beam each extends and the word it adds
+            alive, is_eos = top > float("-inf"), word == Vocab.eos  # (B, 2k) each
+            ended = alive & is_eos & (rank < k)  # (B, 2k) an ending counts only among the k best (so beam=1 is greedy)
+            going = alive & ~is_eos  # (B, 2k) candidates that go on
+            # (B, 2k) the slot 0..k-1 of the k best that go on, in score order; k = dropped
+            slot = torch.where(going, going.cumsum(1) - 1, k).clamp_(max=k)
+            # (B, k) the next live beams: scatter into k+1 slots, the extra one collecting the dropped
             new_scores = torch.full((B, k + 1), float("-inf"), device=dev).scatter_(1, slot, top)[:, :k]
             new_src = torch.zeros(B, k + 1, dtype=torch.long, device=dev).scatter_(1, slot, src)[:, :k]
             new_word = torch.zeros(B, k + 1, dtype=torch.long, device=dev).scatter_(1, slot, word)[:, :k]
             if bool(ended.any()):
-                rows = (src + offsets)[ended].tolist()
+                rows = (src + offsets)[ended].tolist()  # the (B*k) row of each ending's beam
                 for (b, _), row, s in zip(ended.nonzero().tolist(), rows, top[ended].tolist()):
                     toks = seqs[row].tolist()
                     finished[b].append(Hypothesis(toks, s, s / penalty(len(toks) + 1)))
-            rows = (new_src + offsets).reshape(-1)  # (B*k,)
-            seqs = torch.cat([seqs[rows], new_word.reshape(-1, 1)], dim=1)
-            state = (state[0][:, rows], state[1][:, rows])
-            scores, tok = new_scores, new_word.reshape(-1)
+            rows = (new_src + offsets).reshape(-1)  # (B*k,) the row each next beam extends
+            seqs = torch.cat([seqs[rows], new_word.reshape(-1, 1)], dim=1)  # (B*k, t+1)
+            state = (state[0][:, rows], state[1][:, rows])  # the LSTM state follows its beam: (L, B*k, H) each
+            scores, tok = new_scores, new_word.reshape(-1)  # (B, k), (B*k,)
             if all(len(f) >= max(k, n_best) for f in finished):
                 # stop once no live beam can beat the n-th best finished hypothesis
-                best_live = scores.max(dim=1).values.tolist()
+                best_live = scores.max(dim=1).values.tolist()  # (B,) as a list
                 if all(sorted((h.score for h in f), reverse=True)[n_best - 1]
                        >= max(bl / penalty(t + 2), bl / penalty(max_len + 1))
                        for f, bl in zip(finished, best_live)):
