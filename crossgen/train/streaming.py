@@ -2,6 +2,7 @@
 DataLoader workers on the fly (never all in memory), sharded over ranks with DistributedSampler."""
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..data.records import SPLITS
 from ..data.sources import load_source
-from ..errors import CrossgenError
+from ..errors import CrossgenError, DataError
 from ..preprocess import load_image, resize, tokenize
 from .distributed import Dist
 
@@ -38,11 +39,19 @@ class DataConfig:
 
 
 def load_splits(source: str, root: str | Path, limit: int | None = None) -> dict[str, list[dict]]:
-    """split -> records of an external set; `limit` keeps the first N of each split."""
+    """split -> records of an external set; `limit` keeps the first N of each split. When the set's split gives
+    no validation image (a small folder: the hash sends about 5 % there), one training image is taken for it."""
     records = load_source(source, root)
     out = {s: [r for r in records if r["split"] == s] for s in SPLITS}
-    if not out["val"]:
-        raise ValueError(f"{source} under {root} has no validation images; the training stages need some.")
+    if not out["val"] and len(out["train"]) >= 2:
+        taken = min(out["train"], key=lambda r: hashlib.sha1(r["id"].encode()).hexdigest())  # the same one each run
+        out["train"] = [r for r in out["train"] if r is not taken]
+        out["val"] = [taken]
+        print(f"{source} under {root}: no validation image in its split; {taken['id']!r} is used for validation")
+    if not out["train"] or not out["val"]:
+        raise DataError(f"{source} under {root} has {len(records)} captioned image(s), too few to split into training "
+                        f"and validation images: add images, or choose the split with train/ and val/ subfolders "
+                        f"(at least one image in each)")
     return {s: rs[:limit] if limit else rs for s, rs in out.items()}
 
 
