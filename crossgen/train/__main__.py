@@ -6,7 +6,6 @@ torchrun --nproc_per_node=N -m crossgen.train ... (DistributedDataParallel)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import time
@@ -22,7 +21,7 @@ from .captioner import CaptionerTrainConfig, EmojiCaptionerData, fit_postprocess
 from .distributed import Dist
 from .external_cli import train_external
 from .features import EmojiFeatureData, FeatureTrainConfig, train_features
-from .loop import hardware, stage_record
+from .loop import hardware, stage_record, with_flags
 from .streaming import DataConfig
 from .vae import EmojiVAEData, VAETrainConfig, add_exemplars, finish_emoji_vae, train_vae
 from .word2vec import CAPTION_REPEAT, caption_sentences, train_word2vec
@@ -49,11 +48,7 @@ def config_for(stage: str, args: argparse.Namespace, recipe: str | None = None):
     cfg = CONFIGS[stage]()
     for k, v in RECIPES.get(recipe, {}).get(stage, {}).items():
         setattr(cfg, k, v)
-    for f in dataclasses.fields(cfg):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            setattr(cfg, f.name, value)
-    return cfg
+    return with_flags(cfg, args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from ..checkpoint import load_json, write_manifest
 from .distributed import Dist, barrier, setup, teardown
 from .captioner import StreamedCaptionerData, train_captioner
 from .features import StreamedFeatureData, train_features
-from .loop import hardware, stage_record
+from .loop import hardware, stage_record, with_flags
 from .streaming import DataConfig, load_splits
 from .vae import StreamedVAEData, train_vae
 from .word2vec import external_sentences, train_word2vec
@@ -22,12 +22,7 @@ CAPTIONER_VIEWS = 0  # augmented feature passes: photos get none unless --views 
 
 def data_config(args: argparse.Namespace) -> DataConfig:
     """DataConfig defaults overridden by the flags that were given."""
-    cfg = DataConfig()
-    for f in dataclasses.fields(cfg):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            setattr(cfg, f.name, value)
-    return cfg
+    return with_flags(DataConfig(), args)
 
 
 def run_stage(stage: str, records: dict, args: argparse.Namespace, cfg, data: DataConfig, d: Dist) -> dict:

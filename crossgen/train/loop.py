@@ -39,6 +39,17 @@ def stage_record(cfg, result: dict, t0: float, device: torch.device, **extra) ->
             "hardware": hardware(device), "date": datetime.date.today().isoformat()}
 
 
+
+def with_flags(cfg, args):
+    """The dataclass `cfg` with each field that a command-line flag of the same name was given for (not None in
+    the argparse namespace `args`) set to that flag's value."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            setattr(cfg, f.name, value)
+    return cfg
+
+
 class TrainLog:
     """Appends one row per epoch to `<dir>/<name>.csv` and `.json`, and redraws `<name>.png`."""
 
