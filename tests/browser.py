@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from crossgen.app_process import ROOT, AppServer, free_port  # noqa: F401  (re-exported for the tests and scripts)
+from crossgen.app_process import ROOT, AppServer  # noqa: F401  (re-exported for the tests and scripts)
 
 CHROMIUM = Path(os.environ.get("CROSSGEN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

@@ -9,7 +9,7 @@ import torch
 
 from crossgen import (CVAE, Captioner, CaptionerConfig, CVAEConfig, FeatureConfig, ImageFeatures, TextEncoder, Vocab,
                       Word2VecConfig, save_model, write_manifest)
-from crossgen.app_process import free_port  # noqa: F401  (one free-port helper for the app and the tests)
+from crossgen.app_process import free_port  # noqa: F401  (re-exported: the one free-port helper)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "emoji"
