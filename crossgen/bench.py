@@ -18,6 +18,7 @@ import platform
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,7 @@ from . import bench_server
 from .batching import batching_enabled
 from .captioner import Captioner, CaptionerConfig, Vocab
 from .checkpoint import WORD_VECTORS, load_model
+from .cli import run as run_cli
 from .image_features import FeatureConfig, ImageFeatures
 from .pipeline import Pipeline, default_checkpoints
 from .preprocess import load_image, resize, to_pil, to_tensor
@@ -246,4 +248,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

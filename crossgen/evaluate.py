@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import random
+import sys
 import textwrap
 import time
 import warnings
@@ -22,9 +23,10 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .checkpoint import save_json, sha256
+from .cli import run
 from .data.records import FIXTURE_ALWAYS
 from .device import get_device
-from .errors import UnknownWordsError
+from .errors import CheckpointError, UnknownWordsError
 from .evaluator import Evaluator, evaluator_missing_hint, load_evaluator, logits_and_pool, topk_accuracy
 from .pipeline import Pipeline, default_checkpoints
 from .preprocess import normalize_text
@@ -308,7 +310,7 @@ def prepare_evaluator(args: argparse.Namespace, ckpt: Path, device: torch.device
         train_evaluator(args.data, ckpt, device, evaluator_config(epochs=args.evaluator_epochs), args.work,
                         args.resume, args.limit)
     elif not (ckpt / "evaluator.safetensors").is_file():
-        raise SystemExit(evaluator_missing_hint(ckpt, args.data))
+        raise CheckpointError(evaluator_missing_hint(ckpt, args.data))
 
 
 def write_grid(path: str, cfg: EvalConfig, prompts: list[dict], generated: torch.Tensor, test: Split,
@@ -365,4 +367,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

@@ -7,6 +7,7 @@ import sys
 
 from typing import Any
 
+from ..cli import run
 from .emoji import build_emoji
 from .records import FIXTURE_STYLES, STYLES, build_fixture
 
@@ -57,4 +58,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))
