@@ -7,6 +7,7 @@ import torch
 
 from crossgen.evaluate import (caption_metrics, caption_scores, derangement, fid, intra_fid, main, nearest_names,
                                references)
+from crossgen.errors import CheckpointError
 from crossgen.evaluator import topk_accuracy
 
 from helpers import FIXTURE, make_tiny_checkpoints
@@ -67,7 +68,7 @@ def test_topk_nearest_and_derangement():
 @pytest.mark.slow
 def test_evaluate_end_to_end(tmp_path, capsys):
     ckpt = make_tiny_checkpoints(tmp_path / "ckpt")
-    with pytest.raises(SystemExit, match="--train-evaluator"):
+    with pytest.raises(CheckpointError, match="--train-evaluator"):
         main(["--data", str(FIXTURE), "--checkpoints", str(ckpt)])
     out, grid = tmp_path / "metrics.json", tmp_path / "grid.png"
     main(["--data", str(FIXTURE), "--checkpoints", str(ckpt), "--train-evaluator", "--evaluator-epochs", "1",

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from crossgen.data.sources import SOURCES, hashed_split, load_source
+from crossgen.errors import UsageError
 from crossgen.train.distributed import Dist
 from crossgen.train.streaming import DataConfig, load_splits, loader, multi_hot, top_words, word_sets
 from external_sets import (draw, make_coco, make_folder_csv, make_folder_txt, make_karpathy, make_results_csv,
@@ -123,5 +124,5 @@ def test_cli_single_process_features_stage(tmp_path: Path, monkeypatch):
     main(args)
     meta = json.loads((tmp_path / "out" / "features.json").read_text())
     assert len(meta["words"]) == 8 and meta["train"]["ranks"] == 1
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="needs --root"):
         main(["features", "--data", "coco", "--out", str(tmp_path / "out2")])  # --root is required

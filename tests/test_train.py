@@ -12,6 +12,7 @@ import torch
 
 from crossgen.checkpoint import load_model
 from crossgen.concept_fallback import THRESHOLDS
+from crossgen.errors import UsageError
 from crossgen.skin_tone import RADII
 from crossgen.pipeline import Pipeline
 from crossgen.train import CaptionerTrainConfig, FeatureTrainConfig
@@ -109,6 +110,6 @@ def test_full_recipe_is_how_the_shipped_set_was_trained():
 
 
 def test_exemplars_stage_is_for_the_emoji_set(tmp_path: Path):
-    with pytest.raises(SystemExit, match="exemplar table"):
+    with pytest.raises(UsageError, match="exemplar table"):
         main(["exemplars", "--data", "coco", "--root", str(tmp_path), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()

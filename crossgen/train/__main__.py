@@ -8,14 +8,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 from ..checkpoint import load_json, write_manifest
+from ..cli import run
 from ..data.sources import SOURCES
 from ..device import get_device
+from ..errors import UsageError
 from ..text_encoder import Word2VecConfig
 from .captioner import CaptionerTrainConfig, EmojiCaptionerData, fit_postprocessing, train_captioner
 from .distributed import Dist
@@ -98,11 +101,11 @@ def main(argv: list[str] | None = None) -> None:
     stages = STAGES if args.stage == "all" else [args.stage]
     if args.data in SOURCES and not (Path(args.data) / "records.jsonl").is_file():
         if args.stage == "exemplars":
-            raise SystemExit("the exemplars stage rebuilds the emoji VAE's exemplar table; "
+            raise UsageError("the exemplars stage rebuilds the emoji VAE's exemplar table; "
                              "a VAE trained on an external set has none (it samples from its prior)")
         return train_external(args, stages, config_for)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise SystemExit("torchrun is for the external sets (--data coco|flickr30k|flickr8k|folder --root PATH); "
+        raise UsageError("torchrun is for the external sets (--data coco|flickr30k|flickr8k|folder --root PATH); "
                          "train the emoji set with one process")
     train_emoji(args, stages)
 
@@ -145,4 +148,4 @@ def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: tor
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

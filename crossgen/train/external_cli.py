@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_json, write_manifest
+from ..errors import UsageError
 from .distributed import Dist, barrier, setup, teardown
 from .captioner import StreamedCaptionerData, train_captioner
 from .features import StreamedFeatureData, train_features
@@ -44,7 +45,7 @@ def run_stage(stage: str, records: dict, args: argparse.Namespace, cfg, data: Da
 def train_external(args: argparse.Namespace, stages: list[str], config_for) -> None:
     """Run `stages` on the external set `args.data` under `args.root`; rank 0 writes logs and checkpoints."""
     if not args.root:
-        raise SystemExit(f"--data {args.data} needs --root PATH (where the data set is on disk)")
+        raise UsageError(f"--data {args.data} needs --root PATH (where the data set is on disk)")
     d = setup(args.device)
     try:
         data = data_config(args)
