@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from browser import ROOT, AppServer
+from crossgen.app_process import ROOT, AppServer
 
 pytestmark = pytest.mark.slow  # the app in a subprocess with the shipped models
 
@@ -35,10 +35,8 @@ TOOLS = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GRADIO_MCP_SERVER", "True")
-        with AppServer(SHIPPED, tmp_path_factory.mktemp("mcp_server")) as srv:
-            yield srv
+    with AppServer(SHIPPED, tmp_path_factory.mktemp("mcp_server"), env={"GRADIO_MCP_SERVER": "True"}) as srv:
+        yield srv
 
 
 def call_tools(url: str, calls: list[tuple[str, dict]]) -> tuple[list[str], list]:
