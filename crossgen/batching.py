@@ -19,6 +19,7 @@ import torch.nn as nn
 from torch.fx.experimental.optimization import fuse
 
 from .captioner import Captioner, Hypothesis
+from .confidence import DomainCheck
 from .image_features import ImageFeatures
 from .preprocess import imagenet_normalize
 from .vae import CVAE
@@ -127,6 +128,7 @@ class CaptionRequest:
 class Captions(NamedTuple):
     hyps: list[Hypothesis]  # the n-best, best first
     concepts: torch.Tensor | None  # (K,) the concept head's probabilities from the same features; None without a head
+    domain: float | None = None  # the out-of-domain probe's score of the same features; None without a probe
 
 
 class BatchedModels:
@@ -137,8 +139,8 @@ class BatchedModels:
     """
 
     def __init__(self, vae: CVAE, features: ImageFeatures, captioner: Captioner, enabled: bool | None = None,
-                 max_batch: int = 16):
-        self.vae, self.features, self.captioner = vae, features, captioner
+                 max_batch: int = 16, domain: DomainCheck | None = None):
+        self.vae, self.features, self.captioner, self.domain = vae, features, captioner, domain
         enabled = batching_enabled() if enabled is None else enabled
         self.samples = MicroBatcher(self._sample_batch, max_batch, enabled, "crossgen-text-to-image")
         self.captions = MicroBatcher(self._caption_batch, max_batch, enabled, "crossgen-image-to-text")
@@ -183,6 +185,7 @@ class BatchedModels:
         feats = self.embed(torch.cat([r.image for r in reqs]))
         head = self.features.head
         probs = head(feats).softmax(-1) if head is not None else None  # (B, K): a matmul beside the backbone
+        domain = self.domain.score(feats).tolist() if self.domain is not None else [None] * len(reqs)  # (B,)
         out: list[list[Hypothesis]] = [[] for _ in reqs]
         for (beam, max_len, penalty), idx in group_by(reqs, lambda r: (r.beam, r.max_len, r.length_penalty)).items():
             n_best = max(reqs[i].n_best for i in idx)  # the top few do not depend on how many are kept
@@ -190,4 +193,4 @@ class BatchedModels:
                                            length_penalty=penalty)
             for i, h in zip(idx, hyps):
                 out[i] = h[:reqs[i].n_best]
-        return [Captions(h, probs[i] if probs is not None else None) for i, h in enumerate(out)]
+        return [Captions(h, probs[i] if probs is not None else None, domain[i]) for i, h in enumerate(out)]

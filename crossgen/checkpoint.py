@@ -19,6 +19,7 @@ T = TypeVar("T")
 MANIFEST = "manifest.json"
 UNLISTED = {MANIFEST, "metrics.json", "metrics_fixture.json", "README.md"}  # not model files (README.md: model card)
 WORD_VECTORS = "word2vec.bin"  # the Word2Vec file in a checkpoint folder (written by training, read by serving)
+EVALUATION_ONLY = {"evaluator.json", "evaluator.safetensors"}  # used by `python -m crossgen.evaluate` only
 RESTORE_HINT = "restore it with `git checkout -- checkpoints/` or retrain with `python -m crossgen.train all`"
 
 
@@ -105,11 +106,14 @@ def refresh_manifest(directory: str | Path) -> dict:
 
 
 def verify_manifest(directory: str | Path) -> dict:
-    """Check every file listed in manifest.json against its sha256. Raises CheckpointError naming the file."""
+    """Check every file listed in manifest.json against its sha256. Raises CheckpointError naming the file.
+    The evaluator's files may be left out (the app never loads them); when present they are checked too."""
     directory = Path(directory)
     manifest = load_json(directory / MANIFEST)
     for name, digest in manifest.get("files", {}).items():
         path = directory / name
+        if not path.is_file() and name in EVALUATION_ONLY:
+            continue
         if not path.is_file():
             raise CheckpointError(f"Missing checkpoint file {path}; {RESTORE_HINT}.")
         if sha256(path) != digest:

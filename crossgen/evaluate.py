@@ -3,6 +3,9 @@
 Image -> text: exact name, BLEU-1..4, ROUGE-L, CIDEr of the beam-3 captions against nearest-neighbour
 (ResNet features, raw pixels) and most-frequent-caption baselines. Text -> image: the evaluator's
 top-1/top-5 and FID of VAE samples against shuffled-text and retrieval baselines and the real images.
+Confidence: the out-of-domain probe's AUROC and FPR at 95 % TPR against the evaluated images for each kind of
+the out-of-domain set's test part (`--ood`, built when absent), the share accepted at the shipped threshold, and
+the calibration error of the best caption's probability before and after calibration.
 Everything is measured in one run; prints a table, writes a metrics JSON and a grid PNG.
 """
 from __future__ import annotations
@@ -28,9 +31,12 @@ from .data.records import FIXTURE_ALWAYS
 from .device import get_device
 from .errors import CheckpointError, UnknownWordsError
 from .evaluator import Evaluator, evaluator_missing_hint, load_evaluator, logits_and_pool, topk_accuracy
-from .pipeline import Pipeline, default_checkpoints
+from .pipeline import Pipeline, Reading, default_checkpoints
 from .preprocess import normalize_text
+from .confidence import SOURCES
+from .data.ood import TARGET_KINDS, build_ood, load_ood
 from .train.captioner import extract, nbest_and_concepts
+from .train.confidence import auroc, embed_images, expected_calibration_error, fpr_at_tpr
 from .train.dataset import Split, load_split
 from .train.evaluator import evaluator_config, train_evaluator
 from .train.loop import hardware
@@ -38,7 +44,8 @@ from .train.loop import hardware
 EMPTY = "<empty>"  # stands in for an empty caption: ROUGE-L divides by the candidate's length
 REFERENCES = "per image, the record's first two captions: its name and its keywords joined into one caption"
 USED_FILES = ["manifest.json", "word2vec.bin", "vae.json", "vae.safetensors", "features.json", "features.safetensors",
-              "captioner.json", "captioner.safetensors", "concept_fallback.json", "skin_tone.json", "evaluator.json",
+              "captioner.json", "captioner.safetensors", "concept_fallback.json", "skin_tone.json", "confidence.json",
+              "evaluator.json",
               "evaluator.safetensors"]
 
 
@@ -129,9 +136,9 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the two directions
 
-def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tuple[dict, list[list[str]]]:
+def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tuple[dict, list[list[str]], list[Reading]]:
     """The captioning section (the shipped captioning; the LSTM alone, and before the skin-tone reader, when those
-    are shipped; three baselines on `test`) and the shipped n-best lists."""
+    are shipped; three baselines on `test`), the shipped n-best lists and each image's `Reading`."""
     f_train, f_test = extract(pipe.features, train, pipe.device), extract(pipe.features, test, pipe.device)
     # (caption, log-probability) n-best lists of the captioner alone, and the concept head's probabilities
     lstm, probs = nbest_and_concepts(pipe.features, pipe.captioner, pipe.vocab, f_test, cfg.beam, cfg.n_best, cfg.batch_size)
@@ -139,6 +146,9 @@ def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tu
     heads = probs if probs is not None else [None] * len(lstm)  # None: a feature model without a concept head
     steps = [pipe.rewrite(cs, p, test.images[i].float() / 255) for i, (cs, p) in enumerate(zip(lstm, heads))]
     untoned, shipped = [u for u, _ in steps], [s for _, s in steps]
+    domain = pipe.confidence.domain.score(f_test).tolist() if pipe.confidence.domain is not None else [None] * len(lstm)
+    readings = [pipe.reading(s, SOURCES[0] if u is cs else SOURCES[1], d)
+                for cs, u, s, d in zip(lstm, untoned, shipped, domain)]
     nbest = [[c for c, _ in cs] or [""] for cs in shipped]
     names = [r["name"] for r in train.records]
     counts = Counter(normalize_text(c) for r in train.records for c in r.get("captions") or [r["name"]])
@@ -162,7 +172,42 @@ def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tu
             "skin_tone": skin_tone,
             "nbest": f"beam {cfg.beam}, n-best {cfg.n_best}; baselines: the {cfg.n_best} nearest distinct names "
                      f"(most_frequent: the {cfg.n_best} most frequent captions)",
-            "methods": {m: caption_metrics(v, test.records) for m, v in methods.items()}}, nbest
+            "methods": {m: caption_metrics(v, test.records) for m, v in methods.items()}}, nbest, readings
+
+
+def confidence(pipe: Pipeline, test: Split, readings: list[Reading], ood_dir: str | Path) -> dict:
+    """The confidence section: the out-of-domain probe against each kind of the out-of-domain set's test part
+    (the evaluated images are the in-domain side), the share accepted at the shipped threshold, and the
+    calibration error (15 bins) of the best caption's probability against exact-name correctness."""
+    correct = np.array([bool(r.captions) and normalize_text(r.captions[0][0]) == normalize_text(rec["name"])
+                        for r, rec in zip(readings, test.records)], float)
+    raw = np.array([np.exp(r.captions[0][1]) if r.captions else 0.0 for r in readings])
+    shown = np.array([r.probabilities[0] if r.probabilities else 0.0 for r in readings])
+    out = {"images": len(test), "accuracy": float(correct.mean()), "mean_probability_before": float(raw.mean()),
+           "mean_probability_after": float(shown.mean()), "ece_before": expected_calibration_error(raw, correct),
+           "ece_after": expected_calibration_error(shown, correct),
+           "calibrated": pipe.confidence.calibration is not None}
+    domain = pipe.confidence.domain
+    if domain is None:
+        return out
+    inside = np.array([r.domain_score for r in readings])
+    accepted = np.array([r.in_domain for r in readings])
+    ood_dir = Path(ood_dir)
+    if not (ood_dir / "records.jsonl").is_file():
+        build_ood(ood_dir)
+    rows, images = load_ood(ood_dir, "test")
+    outside = domain.score(embed_images(pipe.features, images, pipe.device)).numpy()
+    kinds = np.array([r["kind"] for r in rows])
+    per_kind = {k: {"images": int((kinds == k).sum()), "auroc": auroc(inside, outside[kinds == k]),
+                    "fpr95": fpr_at_tpr(inside, outside[kinds == k]),
+                    "accepted": float((outside[kinds == k] >= domain.threshold).mean())} for k in sorted(set(kinds))}
+    targets = [k for k in TARGET_KINDS if k in per_kind]
+    return {**out, "threshold": domain.threshold, "accepted": float(accepted.mean()),
+            "accepted_exact": float(correct[accepted].mean()) if accepted.any() else 0.0,
+            "ood": per_kind, "ood_mean": {m: float(np.mean([per_kind[k][m] for k in targets]))
+                                          for m in ("auroc", "fpr95", "accepted")},
+            "ood_kinds": "photo, screenshot, text, noise (targets, averaged in ood_mean); drawing: logos, icons "
+                         "and clip art that are not emoji, reported on their own row (policy: out of domain)"}
 
 
 def choose_prompts(test: list[dict], train_ids: set[str], known: dict[str, int], n: int, seed: int) -> list[dict]:
@@ -283,6 +328,14 @@ def print_table(m: dict) -> None:
         for name, row in t2i["methods"].items():
             fid_s, intra_s = ("-" if row.get(k) is None else f"{row[k]:.2f}" for k in ("fid", "intra_fid"))
             print(f"{name:<18}{row['top1']:>12.4f}{row['top5']:>12.4f}{fid_s:>12}{intra_s:>12}")
+    conf = m.get("confidence") or {}
+    if conf:
+        print(f"\nconfidence: best-caption ECE {conf['ece_before']:.4f} -> {conf['ece_after']:.4f} (calibrated)")
+    if "ood" in conf:
+        print(f"in-domain accepted {conf['accepted']:.4f} at threshold {conf['threshold']:.3f}")
+        print(f"{'out-of-domain':<18}{'images':>8}{'auroc':>10}{'fpr95':>10}{'accepted':>10}")
+        for kind, row in {**conf["ood"], "mean (targets)": {"images": 0, **conf["ood_mean"]}}.items():
+            print(f"{kind:<18}{row['images'] or '':>8}{row['auroc']:>10.4f}{row['fpr95']:>10.4f}{row['accepted']:>10.4f}")
     print(f"\n{m['seconds']:.0f} s on {m['hardware']}")
 
 
@@ -301,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="metrics JSON (default: <checkpoints>/metrics.json)")
     p.add_argument("--grid", default="assets/eval_grid.png", help="grid PNG ('' for none)")
+    p.add_argument("--ood", default="data/ood", help="out-of-domain set (built there when absent: python -m crossgen.data ood)")
     return p
 
 
@@ -324,7 +378,7 @@ def write_grid(path: str, cfg: EvalConfig, prompts: list[dict], generated: torch
 
 
 def metrics_record(args: argparse.Namespace, cfg: EvalConfig, ckpt: Path, device: torch.device, train: Split,
-                   test: Split, evaluator: Evaluator, style: str, cap: dict, t2i: dict) -> dict:
+                   test: Split, evaluator: Evaluator, style: str, cap: dict, t2i: dict, conf: dict) -> dict:
     """The metrics JSON: what was measured on what (data, config, hardware, checkpoint hashes) and the figures."""
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "split": args.split,
@@ -333,7 +387,7 @@ def metrics_record(args: argparse.Namespace, cfg: EvalConfig, ckpt: Path, device
         "config": asdict(cfg), "hardware": hardware(device),
         "checkpoints": {"dir": str(ckpt), "sha256": {f: sha256(ckpt / f) for f in USED_FILES if (ckpt / f).is_file()},
                         "evaluator_train": evaluator.meta.get("train", {})},
-        "captioning": cap,
+        "captioning": cap, "confidence": conf,
         "text_to_image": t2i, "grid": args.grid or None,
     }
 
@@ -348,7 +402,8 @@ def main(argv: list[str] | None = None) -> dict:
     pipe, evaluator = Pipeline.from_checkpoints(ckpt, device), load_evaluator(ckpt, device)
     train, test = load_split(args.data, "train"), load_split(args.data, args.split, limit=args.limit)
     t1 = time.time()
-    cap, nbest = captioning(pipe, train, test, cfg)
+    cap, nbest, readings = captioning(pipe, train, test, cfg)
+    conf = confidence(pipe, test, readings, args.ood)
     t2 = time.time()
     t2i, prompts, generated = text_to_image(pipe, evaluator, train, test, cfg)
     parts.update(loading=round(t1 - t0 - parts["evaluator_training"], 1), captioning=round(t2 - t1, 1),
@@ -356,7 +411,7 @@ def main(argv: list[str] | None = None) -> dict:
     style = "/".join(sorted({r["style"] for r in test.records}))
     if args.grid:
         write_grid(args.grid, cfg, prompts, generated, test, nbest, style)
-    metrics = metrics_record(args, cfg, ckpt, device, train, test, evaluator, style, cap, t2i)
+    metrics = metrics_record(args, cfg, ckpt, device, train, test, evaluator, style, cap, t2i, conf)
     metrics["seconds"], metrics["seconds_by_part"] = round(time.time() - t0, 1), parts
     out = Path(args.out) if args.out else ckpt / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """The Pipeline: every model loaded once, on one device, behind two calls."""
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from .batching import BatchedModels
 from .captioner import Captioner, CaptionerConfig, Vocab
 from .checkpoint import WORD_VECTORS, load_json, load_model, verify_manifest
 from .concept_fallback import ConceptFallback, load_fallback
+from .confidence import SOURCES, Confidence, load_confidence
 from .device import get_device
 from .errors import CheckpointError, InvalidRequestError
 from .image_features import FeatureConfig, ImageFeatures
@@ -40,15 +42,27 @@ class Generation:
     prompt: Encoded
 
 
+@dataclass
+class Reading:
+    """What the Pipeline reads in one image: `image_to_text`'s captions and how far to trust them."""
+    captions: list[tuple[str, float]]  # the n-best (caption, log-probability), best first, as image_to_text returns
+    probabilities: list[float]  # per caption, the calibrated chance that it is exactly the image's name
+    named_by: str  # "captioner", or "concept head" when the fallback named the image
+    domain_score: float | None  # the out-of-domain probe's logit (higher = more like an emoji); None without one
+    in_domain: bool  # False when the image does not look like the emoji the models learned
+
+
 class Pipeline:
     """Text -> image (Word2Vec + CVAE) and image -> text (ResNet18 + LSTM), all on `device`."""
 
     def __init__(self, text_encoder: TextEncoder, vae: CVAE, features: ImageFeatures, captioner: Captioner,
                  vocab: Vocab, device: torch.device, info: dict | None = None, fallback: ConceptFallback | None = None,
-                 skin_tone: SkinTone | None = None):
+                 skin_tone: SkinTone | None = None, confidence: Confidence | None = None):
         self.text_encoder, self.vae, self.features, self.captioner = text_encoder, vae, features, captioner
         self.vocab, self.device, self.info, self.fallback, self.skin_tone = vocab, device, info or {}, fallback, skin_tone
-        self.batched = BatchedModels(vae, features, captioner)  # micro-batching of concurrent calls
+        self.confidence = confidence or Confidence(None, None)
+        # micro-batching of concurrent calls; the domain probe reads the features of the same batch
+        self.batched = BatchedModels(vae, features, captioner, domain=self.confidence.domain)
 
     @classmethod
     def from_checkpoints(cls, directory: str | Path, device: str | torch.device = "auto", verify: bool = True) -> "Pipeline":
@@ -67,7 +81,8 @@ class Pipeline:
             raise CheckpointError(f"Word vectors ({text_encoder.dim}-d) do not match the VAE ({vae.config.text_dim}-d) in {directory}.")
         fallback = load_fallback(directory, features.config.num_classes)  # None: captions are the LSTM's alone
         skin_tone = load_skin_tone(directory)  # None: captions keep the captioner's skin tones
-        return cls(text_encoder, vae, features, captioner, vocab, device, info, fallback, skin_tone)
+        confidence = load_confidence(directory, features.config.feature_dim)  # None: no domain flag, raw probabilities
+        return cls(text_encoder, vae, features, captioner, vocab, device, info, fallback, skin_tone, confidence)
 
     # ------------------------------------------------------------------ text -> image
     def encode_prompt(self, prompt: str) -> Encoded:
@@ -100,21 +115,38 @@ class Pipeline:
         """The n-best captions of an image with their log-probabilities, best first. When the best caption's
         probability is below the shipped fallback threshold, the feature model's concept head names the image
         instead (`crossgen.concept_fallback`: its most probable concepts, with their log-probabilities). Skin-tone
-        words are then read from the image's colours (`crossgen.skin_tone`)."""
+        words are then read from the image's colours (`crossgen.skin_tone`). `read` gives the same captions
+        with their calibrated probabilities and the out-of-domain flag."""
+        return self.read(image, beam, max_len, n_best, length_penalty).captions
+
+    def read(self, image: ImageInput, beam: int = 3, max_len: int = 20, n_best: int = 3,
+             length_penalty: float = 0.0) -> Reading:
+        """`image_to_text`'s captions, each with the calibrated chance that it is the image's exact name, and
+        whether the image looks like an emoji at all (`crossgen.confidence`)."""
         if not 1 <= int(beam) <= MAX_BEAM:
             raise InvalidRequestError(f"Beam width must be between 1 and {MAX_BEAM}, not {beam}.")
         if not 1 <= int(max_len) <= 50:
             raise InvalidRequestError(f"Maximum caption length must be between 1 and 50, not {max_len}.")
         n_best = max(1, min(int(n_best), int(beam)))
-        # ResNet18 features + beam search, batched with concurrent calls
+        # ResNet18 features + beam search (+ the concept head and the domain probe), batched with concurrent calls
         x = self.image_tensor(image)  # (1, 3, S, S)
         out = self.batched.caption(x, int(beam), int(max_len), n_best, float(length_penalty))
-        return self.rewrite([(self.vocab.decode(h.tokens), h.logprob) for h in out.hyps], out.concepts, x[0])[-1]
+        raw = [(self.vocab.decode(h.tokens), h.logprob) for h in out.hyps]
+        named, captions = self.rewrite(raw, out.concepts, x[0])
+        return self.reading(captions, SOURCES[0] if named is raw else SOURCES[1], out.domain)
+
+    def reading(self, captions: list[tuple[str, float]], named_by: str, domain_score: float | None) -> Reading:
+        """The last two steps after `rewrite`: the calibrated probabilities of the captions, and the domain flag."""
+        calibration, domain = self.confidence.calibration, self.confidence.domain
+        probs = [calibration.probability(lp, named_by) if calibration is not None else math.exp(lp) for _, lp in captions]
+        in_domain = domain is None or domain_score is None or domain_score >= domain.threshold
+        return Reading(captions, probs, named_by, domain_score, in_domain)
 
     def rewrite(self, captions: list[tuple[str, float]], concepts: torch.Tensor | None,
                 image: torch.Tensor) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """The captioner's n-best list as `image_to_text` returns it, in its two steps: (after the concept-head
-        fallback, then with the skin tones read), each step skipped when not shipped. concepts: (K,) the head's
+        fallback, then with the skin tones read), each step skipped when not shipped. The fallback's list is the
+        captioner's own object when it kept it. Then `reading` adds the calibration and the domain flag. concepts: (K,) the head's
         probabilities (None without a head); image: (3, H, W) in [0, 1]."""
         if self.fallback is not None:
             captions = self.fallback.apply(captions, concepts)

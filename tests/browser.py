@@ -156,4 +156,10 @@ def caption(page, image_path: str | Path) -> str:
     preview = upload.locator(f'img[src*="{Path(image_path).name}"]').first
     wait_until(page, preview.is_visible, f"the upload of {Path(image_path).name}")
     click_and_wait(page, panel, "Caption")
-    return panel.get_by_label("Caption", exact=True).input_value()
+    return panel.locator("#caption textarea, #caption input").first.input_value()
+
+
+def not_an_emoji_notice(page) -> str:
+    """The Image → Text tab's out-of-domain notice ("" when there is none)."""
+    notice = page.locator("#not-an-emoji")
+    return notice.first.inner_text().strip() if notice.count() else ""

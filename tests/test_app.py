@@ -33,9 +33,11 @@ def test_text_to_image_endpoint(client):
 def test_image_to_text_endpoint(client, tmp_path):
     path = tmp_path / "red.png"
     Image.new("RGBA", (50, 50), (255, 0, 0, 255)).save(path)
-    caption, label = client.predict(handle_file(str(path)), 3, api_name="/image_to_text")
+    caption, label, notice, check = client.predict(handle_file(str(path)), 3, api_name="/image_to_text")
     assert isinstance(caption, str) and caption
     assert label["label"] == caption and 1 <= len(label["confidences"]) <= 3
+    # the tiny checkpoints ship no out-of-domain probe: every image counts as in domain, without a notice
+    assert check == {"in_domain": True, "score": None, "named_by": "captioner", "threshold": None} and notice == ""
 
 
 def test_bad_input_gives_message_and_server_keeps_serving(client, tmp_path):

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 
 import browser
 from bad_inputs import CASES, NO_WORDS
-from browser import ROOT, AppServer, UIError, caption, chromium_page, draw
+from browser import ROOT, AppServer, UIError, caption, chromium_page, draw, not_an_emoji_notice
 from helpers import SENTENCES
 
 EXAMPLES = ROOT / "assets" / "examples"
@@ -109,3 +110,30 @@ def test_missing_chromium_skips_outside_ci_and_fails_in_ci(monkeypatch, tmp_path
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match=r"cannot run in CI: Chromium not found"):
         require_chromium()
+
+
+@pytest.fixture(scope="module")
+def shipped_server(tmp_path_factory):
+    require_chromium()
+    with AppServer(ROOT / "checkpoints", tmp_path_factory.mktemp("shipped_browser_server")) as srv:
+        yield srv
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_photo_gets_the_not_an_emoji_notice_and_an_emoji_does_not(shipped_server, tmp_path):
+    """On the shipped checkpoints: the cat photo is captioned with the notice and its guesses marked unsure;
+    then the Twemoji dog is captioned as before, without the notice."""
+    import skimage.data
+    from PIL import Image
+
+    cat = tmp_path / "chelsea.png"
+    Image.open(next(Path(skimage.data.__file__).parent.glob("chelsea.*"))).save(cat)
+    with chromium_page(tmp_path / "profile") as page:
+        page.goto(shipped_server.url)
+        caption(page, cat)
+        assert "doesn't look like an emoji" in not_an_emoji_notice(page)
+        assert page.get_by_text("(unsure)").count() >= 1, "the guesses are not marked as unsure"
+        assert caption(page, EXAMPLES / "twemoji_dog.png") == "dog"
+        assert not_an_emoji_notice(page) == ""
+    assert shipped_server.alive(), f"the server died:\n{shipped_server.log()[-3000:]}"

@@ -31,13 +31,19 @@ CAPTION_FLOORS = {"exact_top1": 0.62, "exact_nbest": 0.74, "bleu4": 0.76, "cider
 T2I_FLOORS = {"top1": 0.25, "top5": 0.55}
 # Per-category FID of the samples over that of the same VAE with shuffled prompts: 0.55 on the fixture.
 INTRA_FID_RATIO_CEILING = 0.60
+# Confidence on the fixture (100 Twemoji images against the out-of-domain set's test part): 97.0 % accepted; AUROC
+# photo 0.968, screenshot 0.989, text 0.994, noise 0.994 (mean 0.986); best-caption ECE 0.157 -> 0.104.
+ACCEPTED_FLOOR = 0.95
+OOD_AUROC_FLOORS = {"photo": 0.95, "screenshot": 0.97, "text": 0.98, "noise": 0.98}
 
 
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory) -> dict:
     assert (SHIPPED / "manifest.json").is_file(), "the shipped checkpoints are missing: git checkout -- checkpoints/"
-    out = tmp_path_factory.mktemp("quality") / "metrics.json"
-    evaluate(["--data", str(FIXTURE), "--checkpoints", str(SHIPPED), "--device", "cpu", "--out", str(out), "--grid", ""])
+    work = tmp_path_factory.mktemp("quality")
+    out = work / "metrics.json"
+    evaluate(["--data", str(FIXTURE), "--checkpoints", str(SHIPPED), "--device", "cpu", "--out", str(out), "--grid", "",
+              "--ood", str(work / "ood")])
     return json.loads(out.read_text())
 
 
@@ -91,6 +97,17 @@ def test_generator_follows_the_text(metrics):
     assert methods["vae"]["top5"] > 10 * max(methods["vae_shuffled_text"]["top5"], 0.005)
     ratio = methods["vae"]["intra_fid"] / methods["vae_shuffled_text"]["intra_fid"]
     assert ratio < INTRA_FID_RATIO_CEILING, f"per-category FID is {ratio:.2f}x the shuffled-text baseline's"
+
+
+@pytest.mark.slow
+def test_confidence_floors(metrics):
+    """The out-of-domain probe passes the fixture's Twemoji images (an unseen artist) and tells each kind of
+    out-of-domain image from them; calibration lowers the best caption's calibration error."""
+    conf = metrics["confidence"]
+    assert conf["accepted"] >= ACCEPTED_FLOOR, f"only {conf['accepted']:.1%} of the fixture's emoji pass"
+    for kind, floor in OOD_AUROC_FLOORS.items():
+        assert conf["ood"][kind]["auroc"] >= floor, f"{kind} AUROC fell to {conf['ood'][kind]['auroc']:.3f}"
+    assert conf["calibrated"] and conf["ece_after"] < conf["ece_before"]
 
 
 def test_held_out_examples_are_named():

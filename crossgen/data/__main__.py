@@ -1,5 +1,6 @@
 """Command line: ``python -m crossgen.data emoji --out data/emoji [--from DIR] [--styles ...]`` builds the dataset;
-``python -m crossgen.data fixture --data data/emoji --out tests/fixtures/emoji`` copies the test fixture."""
+``python -m crossgen.data fixture --data data/emoji --out tests/fixtures/emoji`` copies the test fixture;
+``python -m crossgen.data ood --out data/ood`` builds the out-of-domain set from images that ship in packages."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,7 @@ from typing import Any
 
 from ..cli import run
 from .emoji import build_emoji
+from .ood import build_ood
 from .records import FIXTURE_STYLES, STYLES, build_fixture
 
 
@@ -44,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--out", default="tests/fixtures/emoji", help="fixture directory (default tests/fixtures/emoji)")
     f.add_argument("--concepts", type=int, default=100, help="number of concepts (default 100)")
     f.add_argument("--styles", nargs="+", default=list(FIXTURE_STYLES), choices=list(STYLES))
+    o = sub.add_parser("ood", help="build the out-of-domain set (photos, screenshots, text, noise, drawings) "
+                                   "from what scikit-image, scikit-learn and matplotlib ship")
+    o.add_argument("--out", default="data/ood", help="output directory (default data/ood)")
     args = p.parse_args(argv)
     command = " ".join(["python -m crossgen.data", *argv])
     if args.cmd == "emoji":
@@ -51,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
                            workers=args.workers, command=command)
         print(summary(info))
         print(f"wrote {info['records']} records to {args.out}/records.jsonl")
+    elif args.cmd == "ood":
+        info = build_ood(args.out)
+        print(f"out-of-domain set: {info['records']} images {info['counts']} -> {args.out}")
     else:
         info = build_fixture(args.data, args.out, n=args.concepts, styles=tuple(args.styles), command=command)
         print(f"fixture: {info['concepts']} concepts, counts {info['counts']} -> {args.out}")

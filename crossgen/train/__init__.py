@@ -3,8 +3,9 @@
 Each stage has one training function for every data source; a reader passed to it decides what is read
 (`Emoji*Data`: the built emoji set in memory; `Streamed*Data`: COCO/Flickr/a folder decoded on the fly).
 """
-from .captioner import CaptionerTrainConfig, EmojiCaptionerData, StreamedCaptionerData, fit_postprocessing, train_captioner
+from .captioner import CaptionerTrainConfig, EmojiCaptionerData, StreamedCaptionerData, train_captioner
 from .features import EmojiFeatureData, FeatureTrainConfig, StreamedFeatureData, train_features
+from .postprocess import fit_postprocessing
 from .vae import EmojiVAEData, StreamedVAEData, VAETrainConfig, add_exemplars, train_vae
 from .word2vec import train_word2vec
 

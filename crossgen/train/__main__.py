@@ -20,18 +20,19 @@ from ..data.sources import SOURCES
 from ..device import get_device
 from ..errors import UsageError
 from ..text_encoder import Word2VecConfig
-from .captioner import CaptionerTrainConfig, EmojiCaptionerData, fit_postprocessing, train_captioner
+from .captioner import CaptionerTrainConfig, EmojiCaptionerData, train_captioner
 from .distributed import Dist
 from .external_cli import train_external
 from .features import EmojiFeatureData, FeatureTrainConfig, train_features
 from .loop import hardware, stage_record, with_flags
+from .postprocess import fit_postprocessing
 from .streaming import DataConfig
 from .vae import EmojiVAEData, VAETrainConfig, add_exemplars, finish_emoji_vae, train_vae
 from .word2vec import CAPTION_REPEAT, caption_sentences, train_word2vec
 
 STAGES = ["word2vec", "features", "vae", "captioner"]
 CONFIGS = {"word2vec": Word2VecConfig, "features": FeatureTrainConfig, "vae": VAETrainConfig,
-           "captioner": CaptionerTrainConfig, "exemplars": VAETrainConfig}
+           "captioner": CaptionerTrainConfig, "exemplars": VAETrainConfig, "postprocess": CaptionerTrainConfig}
 # Emoji-set recipes: per-stage changes to the dataclass defaults (flags given still win).
 # "full" is the shipped set: 7.6 min on one H100, hours on 2 CPU cores. "quick" fits `all` in an hour
 # on a 2-core CPU: fewer feature epochs, and the captioner stops where its validation loss bottomed out.
@@ -56,7 +57,7 @@ def config_for(stage: str, args: argparse.Namespace, recipe: str | None = None):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m crossgen.train", description=__doc__)
-    p.add_argument("stage", choices=STAGES + ["exemplars", "all"])
+    p.add_argument("stage", choices=STAGES + ["exemplars", "postprocess", "all"])
     p.add_argument("--data", default="data/emoji", help="built dataset (python -m crossgen.data emoji)")
     p.add_argument("--out", default="checkpoints", help="where checkpoints, logs and manifest.json go")
     p.add_argument("--work", default="runs", help="resumable training state (git-ignored)")
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     stages = STAGES if args.stage == "all" else [args.stage]
     if args.data in SOURCES and not (Path(args.data) / "records.jsonl").is_file():
+        if args.stage == "postprocess":
+            raise UsageError("the postprocess stage fits the emoji captioner's caption steps; "
+                             "an external set's captioner has none")
         if args.stage == "exemplars":
             raise UsageError("the exemplars stage rebuilds the emoji VAE's exemplar table; "
                              "a VAE trained on an external set has none (it samples from its prior)")
@@ -143,8 +147,10 @@ def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: tor
         return {**best, "exemplars": finish_emoji_vae(args.data, out, device, cfg, limit)}
     if stage == "exemplars":
         return add_exemplars(args.data, out, device, limit, cfg.refine_steps, cfg.refine_lr)
+    if stage == "postprocess":
+        return fit_postprocessing(args.data, out, device, args.work, limit)
     best = train_captioner(EmojiCaptionerData(args.data, device, cfg.views, limit), out, d, cfg, **common)
-    return {**best, **fit_postprocessing(args.data, out, device, limit)}
+    return {**best, **fit_postprocessing(args.data, out, device, args.work, limit)}
 
 
 if __name__ == "__main__":

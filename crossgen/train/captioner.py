@@ -234,14 +234,6 @@ class StreamedCaptionerData:
 
 # --------------------------------------------------------------------------- caption post-processing fits
 
-def fit_postprocessing(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None) -> dict:
-    """Fit the steps the Pipeline applies to the trained captioner's captions (emoji set): the skin-tone reader
-    first, since the fallback's threshold is chosen on the captions it rewrites, then the concept-head fallback.
-    Returns each step's summary."""
-    tones = fit_tones(data, out, limit)
-    return {"skin_tone": tones, "fallback": fit_fallback(data, out, device, limit)}
-
-
 def fit_fallback(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None,
                  beam: int = 3, n_best: int = 3) -> dict:
     """Choose on the validation slice below which caption probability the feature model's concept head names

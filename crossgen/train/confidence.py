@@ -1,0 +1,174 @@
+"""Fit `crossgen.confidence`: the out-of-domain probe and the caption-probability calibration, on validation data
+only (the training drawings, the validation slice and the validation part of the out-of-domain set)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..augment import augment
+from ..captioner import Captioner, CaptionerConfig, Vocab
+from ..checkpoint import load_model
+from ..concept_fallback import load_fallback
+from ..confidence import SOURCES, Calibration, Confidence, DomainCheck
+from ..data.ood import build_ood, load_ood
+from ..image_features import FeatureConfig, ImageFeatures
+from ..preprocess import load_image, normalize_text, resize, to_tensor
+from ..skin_tone import load_skin_tone
+from .captioner import extract, nbest_and_concepts
+from .dataset import load_split
+
+ACCEPT = 0.98  # share of the validation slice the domain threshold lets through
+WEIGHT_DECAY = 1e-2  # chosen by leave-one-artist-out acceptance and validation AUROC (docs/experiments.md)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
+    """Area under the ROC curve of a score that should be higher inside the domain: the chance that an in-domain
+    image scores above an out-of-domain one (ties count half)."""
+    o = np.sort(outside)
+    below, up_to = np.searchsorted(o, inside, "left"), np.searchsorted(o, inside, "right")
+    return float((below + 0.5 * (up_to - below)).sum() / (len(inside) * len(outside)))
+
+
+def fpr_at_tpr(inside: np.ndarray, outside: np.ndarray, tpr: float = 0.95) -> float:
+    """Share of out-of-domain images that pass the threshold letting `tpr` of the in-domain ones through."""
+    return float((outside >= np.quantile(inside, 1 - tpr)).mean())
+
+
+def expected_calibration_error(prob: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins by their size."""
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(prob, edges[1:-1]), 0, bins - 1)
+    return float(sum(abs(prob[idx == b].mean() - correct[idx == b].mean()) * (idx == b).mean()
+                     for b in range(bins) if (idx == b).any()))
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def fit_probe(inside: torch.Tensor, outside: torch.Tensor, weight_decay: float = WEIGHT_DECAY, steps: int = 300,
+              seed: int = 0) -> DomainCheck:
+    """A logistic probe on standardised unit features, in-domain (N, 512) against out-of-domain (M, 512), the two
+    classes weighted equally. The threshold is set later (`DomainCheck.threshold`)."""
+    inside, outside = F.normalize(inside.float(), dim=1), F.normalize(outside.float(), dim=1)
+    mean, std = inside.mean(0), inside.std(0) + 1e-6
+    x = (torch.cat([inside, outside]) - mean) / std  # (N + M, 512)
+    y = torch.cat([torch.ones(len(inside)), torch.zeros(len(outside))])
+    w = torch.cat([torch.full((len(inside),), 0.5 / len(inside)), torch.full((len(outside),), 0.5 / len(outside))])
+    torch.manual_seed(seed)
+    probe = torch.nn.Linear(x.shape[1], 1)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
+    with torch.enable_grad():
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = (F.binary_cross_entropy_with_logits(probe(x).squeeze(1), y, reduction="none") * w).sum()
+            (loss + weight_decay * probe.weight.pow(2).sum()).backward()
+            opt.step()
+    return DomainCheck(mean.tolist(), std.tolist(), probe.weight.detach()[0].tolist(), float(probe.bias.detach()),
+                       threshold=0.0)
+
+
+def fit_platt(logprob: np.ndarray, correct: np.ndarray, steps: int = 200) -> list[float]:
+    """[a, b] of p' = sigmoid(a * logit(p) + b) minimising the log-loss of `correct` (Platt scaling)."""
+    p = np.clip(np.exp(logprob), 1e-6, 1 - 1e-6)
+    z = torch.tensor(np.log(p / (1 - p)), dtype=torch.float64)
+    y = torch.tensor(correct, dtype=torch.float64)
+    ab = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([ab], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(ab[0] * z + ab[1], y)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return [float(v) for v in ab.detach()]
+
+
+@torch.inference_mode()
+def embed_images(features: ImageFeatures, images: list, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """(N, 512) features of any readable images, preprocessed as the Pipeline does."""
+    size = features.config.image_size
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = to_tensor([resize(load_image(im), size) for im in images[i:i + batch_size]])
+        out.append(features.embed(x).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, features.config.feature_dim)
+
+
+def best_captions(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None,
+                  beam: int = 3, n_best: int = 3) -> tuple[list[tuple[str, float]], list[str], torch.Tensor]:
+    """On the validation slice: each image's best caption as the Pipeline gives it (fallback, then tones), the
+    source of its probability, and the features."""
+    features, _ = load_model(out, "features", ImageFeatures, FeatureConfig, device)
+    captioner, cmeta = load_model(out, "captioner", Captioner, CaptionerConfig, device)
+    val = load_split(data, "val", limit=limit)
+    feats = extract(features, val, device)
+    nbest, probs = nbest_and_concepts(features, captioner, Vocab(cmeta["vocab"]), feats, beam, n_best)
+    fallback, reader = load_fallback(out, features.config.num_classes), load_skin_tone(out)
+    best, sources = [], []
+    for i, caps in enumerate(nbest):
+        named = fallback.apply(caps, probs[i]) if fallback is not None and probs is not None else caps
+        sources.append(SOURCES[0] if named is caps else SOURCES[1])
+        caption, logprob = named[0]
+        if reader is not None:
+            caption = reader.retone(caption, val.images[i].float() / 255)
+        best.append((caption, logprob))
+    return best, sources, feats
+
+
+def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work: str | Path,
+                   limit: int | None = None, views: int = 1, seed: int = 0) -> dict:
+    """Fit and write `<out>/confidence.json`: the probe on the training drawings (clean and `views` augmented
+    views) against the validation part of the out-of-domain set (built into `<work>/ood` when absent), its
+    threshold on the validation slice, and the calibration of the best caption's probability on the validation
+    slice. Returns the validation figures."""
+    features, _ = load_model(out, "features", ImageFeatures, FeatureConfig, device)
+    g = torch.Generator().manual_seed(seed)
+    train = load_split(data, "train", limit=limit)
+    inside = [extract(features, train, device)]
+    for _ in range(views):
+        inside.append(torch.cat([features.embed(augment(train.batch(torch.arange(i, min(i + 256, len(train))),
+                                                                     torch.device("cpu")), g)).float().cpu()
+                                 for i in range(0, len(train), 256)]))
+    ood_dir = Path(work) / "ood"
+    if not (ood_dir / "records.jsonl").is_file():
+        build_ood(ood_dir)
+    ood_rows, ood_images = load_ood(ood_dir, "val")
+    outside = embed_images(features, ood_images, device)
+    domain = fit_probe(torch.cat(inside), outside)
+
+    best, sources, val_feats = best_captions(data, out, device, limit)
+    val_scores = domain.score(val_feats).numpy()
+    domain.threshold = float(np.quantile(val_scores, 1 - ACCEPT))
+    ood_scores = domain.score(outside).numpy()
+    kinds = np.array([r["kind"] for r in ood_rows])
+    per_kind = {k: {"auroc": auroc(val_scores, ood_scores[kinds == k]),
+                    "fpr95": fpr_at_tpr(val_scores, ood_scores[kinds == k]),
+                    "passed": float((ood_scores[kinds == k] >= domain.threshold).mean())}
+                for k in sorted(set(kinds))}
+
+    val = load_split(data, "val", limit=limit)
+    correct = np.array([normalize_text(c) == normalize_text(r["name"]) for (c, _), r in zip(best, val.records)], float)
+    logprob = np.array([lp for _, lp in best])
+    src = np.array(sources)
+    params = {s: fit_platt(logprob[src == s], correct[src == s]) if (src == s).sum() >= 10 else [1.0, 0.0]
+              for s in SOURCES}
+    calibration = Calibration(params)
+    shown = np.array([calibration.probability(lp, s) for lp, s in zip(logprob, sources)])
+    figures = {"val_images": len(val), "val_accepted": float((val_scores >= domain.threshold).mean()),
+               "ood_val": per_kind, "ece_val_before": expected_calibration_error(np.exp(logprob), correct),
+               "ece_val_after": expected_calibration_error(shown, correct)}
+    Confidence(domain, calibration).save(
+        out, chosen_on=f"probe: training drawings + {views} augmented view(s) against the out-of-domain set's "
+                       f"validation part, weight decay {WEIGHT_DECAY}; threshold: {ACCEPT:.0%} of the validation "
+                       "slice accepted; calibration: Platt scaling of the best caption's probability per source "
+                       "against exact-name correctness on the validation slice", **figures)
+    return figures
