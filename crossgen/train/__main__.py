@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", type=int, help="captioner: augmented views per image")
     p.add_argument("--vector-size", type=int, help="word2vec: vector size")
     p.add_argument("--augment", type=float, help="features: augmentation strength (0 = none)")
+    p.add_argument("--init", help="features: start from the feature model in this checkpoint folder (fine-tuning)")
     p.add_argument("--embed-dim", type=int, help="captioner: word embedding size")
     p.add_argument("--hidden-dim", type=int, help="captioner: LSTM size")
     p.add_argument("--latent-dim", type=int, help="vae: latent size")

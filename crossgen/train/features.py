@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..augment import augment
-from ..checkpoint import save_model
+from ..checkpoint import load_model, save_model
 from ..data import load_records
 from ..image_features import FeatureConfig, FeatureOutput, ImageFeatures, load_imagenet_state
 from .dataset import Split, concept_index, load_split, word_index, word_targets
@@ -35,6 +35,7 @@ class FeatureTrainConfig:
     word_loss: float = 0.5  # weight of the word head beside a concept head (alone, it is the whole loss)
     augment: float = 1.0
     seed: int = 0
+    init: str = ""  # a checkpoint folder whose feature model the training starts from ("": from scratch)
 
 
 class FeatureBatch(NamedTuple):
@@ -135,10 +136,11 @@ class EmojiFeatureData:
         self.val = load_split(data, "val", self.concepts, limit)
         self.test = load_split(data, "test", self.concepts, limit) if log_test else None
         self.targets = word_targets(self.train.records, self.words)  # (N, W)
-        self.device, self.batch_size, self.limit = device, cfg.batch_size, limit
+        self.device, self.batch_size, self.limit, self.init = device, cfg.batch_size, limit, cfg.init
 
     def new_model(self) -> ImageFeatures:
-        return ImageFeatures(FeatureConfig(num_classes=len(self.concepts), num_words=len(self.words)))
+        model = ImageFeatures(FeatureConfig(num_classes=len(self.concepts), num_words=len(self.words)))
+        return start_from(model, self.init, self.concepts, self.words) if self.init else model
 
     def steps(self) -> int:
         return (len(self.train) + self.batch_size - 1) // self.batch_size
@@ -162,6 +164,26 @@ class EmojiFeatureData:
         return {"concepts": list(self.concepts), "words": list(self.words),
                 "train": {"epoch": row["epoch"], "val_top1": row["val_top1"], "config": asdict(cfg),
                           "images": len(self.train), "limit": self.limit}}
+
+
+def start_from(model: ImageFeatures, directory: str | Path, concepts: dict[str, int], words: dict[str, int]) -> ImageFeatures:
+    """`model` with the backbone of the feature model saved in `directory`, and the rows of its concept and word
+    heads for the concepts and words both models have (the others keep their fresh initialisation)."""
+    old, meta = load_model(directory, "features", ImageFeatures, FeatureConfig)
+    model.backbone.load_state_dict(old.backbone.state_dict())
+    for new_head, old_head, new_index, old_names in ((model.head[1] if model.head is not None else None,
+                                                      old.head[1] if old.head is not None else None, concepts,
+                                                      meta.get("concepts", [])),
+                                                     (model.word_head, old.word_head, words, meta.get("words", []))):
+        if new_head is None or old_head is None:
+            continue
+        pairs = [(new_index[name], i) for i, name in enumerate(old_names) if name in new_index]
+        if pairs:
+            to, frm = (torch.tensor(idx) for idx in zip(*pairs))
+            with torch.no_grad():
+                new_head.weight[to] = old_head.weight[frm].float()
+                new_head.bias[to] = old_head.bias[frm].float()
+    return model
 
 
 # --------------------------------------------------------------------------- external sets, streamed
