@@ -113,3 +113,21 @@ def test_exemplars_stage_is_for_the_emoji_set(tmp_path: Path):
     with pytest.raises(UsageError, match="exemplar table"):
         main(["exemplars", "--data", "coco", "--root", str(tmp_path), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_fine_tuning_starts_from_the_saved_backbone_and_matching_head_rows(tmp_path: Path):
+    """--init: the backbone is the saved one; head rows follow the concept (and word) names, new ones stay fresh."""
+    from crossgen import FeatureConfig, ImageFeatures, save_model
+    from crossgen.train.features import start_from
+
+    torch.manual_seed(0)
+    old = ImageFeatures(FeatureConfig(num_classes=3, num_words=2))
+    save_model(tmp_path, "features", old, concepts=["a", "b", "c"], words=["red", "apple"])
+    torch.manual_seed(1)
+    new = start_from(ImageFeatures(FeatureConfig(num_classes=3, num_words=2)), tmp_path,
+                     {"b": 0, "d": 1, "a": 2}, {"apple": 0, "green": 1})
+    assert torch.allclose(new.backbone.conv1.weight, old.backbone.conv1.weight)
+    w_old, w_new = old.head[1].weight, new.head[1].weight
+    assert torch.equal(w_new[0], w_old[1]) and torch.equal(w_new[2], w_old[0])
+    assert not any(torch.equal(w_new[1], row) for row in w_old)  # "d" is new: its row keeps its fresh start
+    assert torch.equal(new.word_head.weight[0], old.word_head.weight[1])

@@ -142,7 +142,7 @@ def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: tor
     if stage == "word2vec":
         return train_word2vec(caption_sentences(args.data), out, cfg, args.wordnet, repeat=CAPTION_REPEAT)
     if stage == "features":
-        return train_features(EmojiFeatureData(args.data, device, cfg, limit), out, d, cfg, **common)
+        return train_features(EmojiFeatureData(args.data, device, cfg, limit, init=args.init), out, d, cfg, **common)
     if stage == "vae":
         best = train_vae(EmojiVAEData(args.data, out, device, cfg.batch_size, limit), out, d, cfg, **common)
         return {**best, "exemplars": finish_emoji_vae(args.data, out, device, cfg, limit)}

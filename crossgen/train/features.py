@@ -35,7 +35,6 @@ class FeatureTrainConfig:
     word_loss: float = 0.5  # weight of the word head beside a concept head (alone, it is the whole loss)
     augment: float = 1.0
     seed: int = 0
-    init: str = ""  # a checkpoint folder whose feature model the training starts from ("": from scratch)
 
 
 class FeatureBatch(NamedTuple):
@@ -128,7 +127,7 @@ class EmojiFeatureData:
     the held-out artist is logged each epoch (never used to choose)."""
 
     def __init__(self, data: str | Path, device: torch.device, cfg: FeatureTrainConfig, limit: int | None = None,
-                 log_test: bool = True):
+                 log_test: bool = True, init: str | Path | None = None):
         train_records = load_records(data, split="train")[:limit or None]  # the records alone: no images decoded
         self.concepts = concept_index(train_records)
         self.words = word_index(train_records) if cfg.word_loss > 0 else {}
@@ -136,7 +135,8 @@ class EmojiFeatureData:
         self.val = load_split(data, "val", self.concepts, limit)
         self.test = load_split(data, "test", self.concepts, limit) if log_test else None
         self.targets = word_targets(self.train.records, self.words)  # (N, W)
-        self.device, self.batch_size, self.limit, self.init = device, cfg.batch_size, limit, cfg.init
+        self.device, self.batch_size, self.limit = device, cfg.batch_size, limit
+        self.init = init  # a checkpoint folder whose feature model the training starts from (None: from scratch)
 
     def new_model(self) -> ImageFeatures:
         model = ImageFeatures(FeatureConfig(num_classes=len(self.concepts), num_words=len(self.words)))
@@ -163,7 +163,8 @@ class EmojiFeatureData:
     def meta(self, row: dict, cfg: FeatureTrainConfig) -> dict:
         return {"concepts": list(self.concepts), "words": list(self.words),
                 "train": {"epoch": row["epoch"], "val_top1": row["val_top1"], "config": asdict(cfg),
-                          "images": len(self.train), "limit": self.limit}}
+                          "images": len(self.train), "limit": self.limit,
+                          **({"init": str(self.init)} if self.init else {})}}
 
 
 def start_from(model: ImageFeatures, directory: str | Path, concepts: dict[str, int], words: dict[str, int]) -> ImageFeatures:
