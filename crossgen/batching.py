@@ -135,7 +135,8 @@ class BatchedModels:
     """The Pipeline's VAE and ResNet18 + LSTM behind two micro-batchers.
 
     sample(...) draws like `CVAE.sample` with the request's own generator; caption(...) returns what
-    `Captioner.generate(features.embed(image))` returns, with the concept head's probabilities of those features. enabled=None reads CROSSGEN_BATCHING.
+    `Captioner.generate(features.embed(image))` returns, with the concept head's probabilities of those features
+    and the out-of-domain probe's score (`domain`, when given). enabled=None reads CROSSGEN_BATCHING.
     """
 
     def __init__(self, vae: CVAE, features: ImageFeatures, captioner: Captioner, enabled: bool | None = None,
