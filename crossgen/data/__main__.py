@@ -1,6 +1,7 @@
 """Command line: ``python -m crossgen.data emoji --out data/emoji [--from DIR] [--styles ...]`` builds the dataset;
 ``python -m crossgen.data fixture --data data/emoji --out tests/fixtures/emoji`` copies the test fixture;
-``python -m crossgen.data ood --out data/ood`` builds the out-of-domain set from images that ship in packages."""
+``python -m crossgen.data ood --out data/ood`` builds the out-of-domain set from images that ship in packages;
+``python -m crossgen.data holdout --data data/emoji`` writes the compositional hold-out crossgen/data/holdout.json."""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,9 @@ from typing import Any
 
 from ..cli import run
 from .emoji import build_emoji
+from .holdout import HOLDOUT_FILE, build_holdout, write_holdout
 from .ood import build_ood
-from .records import FIXTURE_STYLES, STYLES, build_fixture
+from .records import FIXTURE_STYLES, STYLES, build_fixture, load_records
 
 
 def summary(info: dict[str, Any]) -> str:
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     o = sub.add_parser("ood", help="build the out-of-domain set (photos, screenshots, text, noise, drawings) "
                                    "from what scikit-image, scikit-learn and matplotlib ship")
     o.add_argument("--out", default="data/ood", help="output directory (default data/ood)")
+    h = sub.add_parser("holdout", help="write the compositional hold-out (colour x object, skin tone x person)")
+    h.add_argument("--data", default="data/emoji", help="built dataset (default data/emoji)")
+    h.add_argument("--out", default=str(HOLDOUT_FILE), help="output file (default crossgen/data/holdout.json)")
     args = p.parse_args(argv)
     command = " ".join(["python -m crossgen.data", *argv])
     if args.cmd == "emoji":
@@ -56,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                            workers=args.workers, command=command)
         print(summary(info))
         print(f"wrote {info['records']} records to {args.out}/records.jsonl")
+    elif args.cmd == "holdout":
+        info = build_holdout(load_records(args.data))
+        write_holdout(info, args.out)
+        print(f"hold-out: {info['counts']} -> {args.out}")
     elif args.cmd == "ood":
         info = build_ood(args.out)
         print(f"out-of-domain set: {info['records']} images {info['counts']} -> {args.out}")
