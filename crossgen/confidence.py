@@ -45,7 +45,7 @@ class DomainCheck:
         return F.normalize(feats, dim=1) @ w + self._b
 
     def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items()}
+        return asdict(self)
 
 
 @dataclass

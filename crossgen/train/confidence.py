@@ -104,9 +104,9 @@ def embed_images(features: ImageFeatures, images: list, device: torch.device, ba
 
 
 def best_captions(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None,
-                  beam: int = 3, n_best: int = 3) -> tuple[list[tuple[str, float]], list[str], torch.Tensor]:
+                  beam: int = 3, n_best: int = 3) -> tuple[list[tuple[str, float]], list[str], torch.Tensor, list[dict]]:
     """On the validation slice: each image's best caption as the Pipeline gives it (fallback, then tones), the
-    source of its probability, and the features."""
+    source of its probability, the features and the records."""
     features, _ = load_model(out, "features", ImageFeatures, FeatureConfig, device)
     captioner, cmeta = load_model(out, "captioner", Captioner, CaptionerConfig, device)
     val = load_split(data, "val", limit=limit)
@@ -121,7 +121,7 @@ def best_captions(data: str | Path, out: str | Path, device: torch.device, limit
         if reader is not None:
             caption = reader.retone(caption, val.images[i].float() / 255)
         best.append((caption, logprob))
-    return best, sources, feats
+    return best, sources, feats, val.records
 
 
 def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work: str | Path,
@@ -145,7 +145,7 @@ def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work
     outside = embed_images(features, ood_images, device)
     domain = fit_probe(torch.cat(inside), outside)
 
-    best, sources, val_feats = best_captions(data, out, device, limit)
+    best, sources, val_feats, val_records = best_captions(data, out, device, limit)
     val_scores = domain.score(val_feats).numpy()
     domain.threshold = float(np.quantile(val_scores, 1 - ACCEPT))
     ood_scores = domain.score(outside).numpy()
@@ -155,15 +155,14 @@ def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work
                     "passed": float((ood_scores[kinds == k] >= domain.threshold).mean())}
                 for k in sorted(set(kinds))}
 
-    val = load_split(data, "val", limit=limit)
-    correct = np.array([normalize_text(c) == normalize_text(r["name"]) for (c, _), r in zip(best, val.records)], float)
+    correct = np.array([normalize_text(c) == normalize_text(r["name"]) for (c, _), r in zip(best, val_records)], float)
     logprob = np.array([lp for _, lp in best])
     src = np.array(sources)
     params = {s: fit_platt(logprob[src == s], correct[src == s]) if (src == s).sum() >= 10 else [1.0, 0.0]
               for s in SOURCES}
     calibration = Calibration(params)
     shown = np.array([calibration.probability(lp, s) for lp, s in zip(logprob, sources)])
-    figures = {"val_images": len(val), "val_accepted": float((val_scores >= domain.threshold).mean()),
+    figures = {"val_images": len(val_records), "val_accepted": float((val_scores >= domain.threshold).mean()),
                "ood_val": per_kind, "ece_val_before": expected_calibration_error(np.exp(logprob), correct),
                "ece_val_after": expected_calibration_error(shown, correct)}
     Confidence(domain, calibration).save(
