@@ -12,12 +12,13 @@ eligible when it comes in at least ``MIN_COLOURS`` (3) colours. For each eligibl
 colours are ranked by ``sha256(SALT|name)`` and taken in that order as long as the colour is still kept on at least
 one other eligible object (a colour that only one object has is never held out), until
 ``k = max(1, floor(n * FRACTION + 0.5))`` of its n colours are held out, and never so many that the object keeps
-fewer than ``MIN_KEPT_COLOURS`` (2).
+fewer than ``MIN_KEPT_COLOURS`` (2). Where no further colour passes that check, the object holds out fewer (none on
+the committed dataset).
 
 **skin tone x person.** A toned variant is a name with exactly one of the five tone phrases ("thumbs up medium
 skin tone", "man light skin tone beard"); its concept is the name with the phrase taken out ("thumbs up",
 "man beard"). Two-tone names (handshakes, couples: "handshake light skin tone dark skin tone") are never
-candidates and stay in training, as does the untoned concept. A toned concept is one with all five single-tone
+candidates and stay in training, as do the untoned concept and the bare modifiers ("light skin tone"). A toned concept is one with all five single-tone
 variants. ``k = max(1, floor(N * FRACTION + 0.5))`` of the N toned concepts, the first by ``sha256(SALT|concept)``,
 each lose one tone: in that order, the tone is the first by ``sha256(SALT|concept|tone)`` among the tones held out
 least often so far, so the tones are spread evenly (counts differ by at most one) and every concept keeps its
