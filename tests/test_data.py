@@ -103,6 +103,23 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     with tarfile.open(root / f"{tgz_dir.parent.name}.tgz", "w:gz") as tf:
         tf.add(tgz_dir, arcname="package")
     shutil.rmtree(tgz_dir.parent)
+    d = _pkg(root, "fluent-color")  # CLDR slugs, skin tones as a -medium suffix, no chars.json
+    (d / "icons.json").write_text(json.dumps({"prefix": "fluent-emoji", "width": 128, "height": 128,
+                                              "icons": {"red-apple": {"body": body}, "thumbs-up-medium": {"body": body},
+                                                        "thumbs-up-purple": {"body": body}}}))
+    d = _pkg(root, "emojione-v1")  # CLDR slugs
+    (d / "icons.json").write_text(json.dumps({"prefix": "emojione-v1", "width": 128, "height": 128,
+                                              "icons": {"thumbs-up": {"body": body}}}))
+    d = _pkg(root, "fxemoji")  # squashed CLDR / Unicode names
+    (d / "icons.json").write_text(json.dumps({"prefix": "fxemoji", "width": 128, "height": 128,
+                                              "icons": {"redapple": {"body": body}, "heavyblackheart": {"body": body},
+                                                        "foxweary": {"body": body}}}))
+    d = _pkg(root, "streamline")  # own slugs: numbered drawings, country names in the Flags category
+    (d / "icons.json").write_text(json.dumps({"prefix": "streamline-emojis", "width": 128, "height": 128,
+                                              "icons": {"red-apple-1": {"body": body}, "red-apple-2": {"body": body},
+                                                        "thumbs-up-2": {"body": body}}}))
+    (d / "metadata.json").write_text(json.dumps({"categories": {"Food Drink": ["red-apple-1", "red-apple-2"],
+                                                                "Smiley People": ["thumbs-up-2"]}}))
     out = tmp_path_factory.mktemp("emoji")
     info = build_emoji(out, source=root, cache=root / "cache", workers=1, command="test")
     return out, info
@@ -116,11 +133,18 @@ def test_records_styles_and_split(built: tuple[Path, dict]) -> None:
     expected = ({(i, "noto") for i in ids} | {(i, "twemoji") for i in ids - {"1f44d-1f3fb"}}
                 | {(i, "openmoji") for i in ids - {"2764", "1f44d-1f3fd"}}
                 | {(i, "fluent") for i in ids - {"1f44d-1f3fd"}}
-                | {("1f34e", "noto-v1"), ("1f44d-1f3fb", "noto-v1"), ("2764", "noto-v1"), ("1f34e", "emojione")})
+                | {("1f34e", "noto-v1"), ("1f44d-1f3fb", "noto-v1"), ("2764", "noto-v1"), ("1f34e", "emojione")}
+                | {("1f34e", "fluent-color"), ("1f44d-1f3fd", "fluent-color"), ("1f44d", "emojione-v1"),
+                   ("1f34e", "fxemoji"), ("2764", "fxemoji"), ("1f34e", "streamline")})
     assert got == expected and len(recs) == len(got)
     assert info["failed"]["openmoji"] == 1 and info["records"] == len(recs)
     assert info["matches"]["noto-v1"]["matched"] == 3 and info["matches"]["noto-v1"]["icons_unmatched"] == 1
     assert info["matches"]["emojione"]["matched"] == 1 and info["matches"]["fluent"]["matched"] == 4
+    assert info["matches"]["fxemoji"] == {"via": "squashed", "cldr": 1, "unicode_name": 1, "icons": 3, "matched": 2,
+                                          "icons_unmatched": 1, "rate": 0.667}
+    assert info["matches"]["streamline"]["variant"] == 1 and info["matches"]["streamline"]["icons_unmatched"] == 2
+    assert info["matches"]["fluent-color"]["rate"] == 0.667 and info["matches"]["emojione-v1"]["rate"] == 1.0
+    assert info["licences"] == {s: p["licence"] for s, p in split_config()["styles"].items()}
     for r in recs:
         bucket = int(hashlib.sha1(f"{r['id']}|{r['style']}".encode()).hexdigest()[:8], 16) % 100
         assert r["split"] == ("test" if r["style"] == "twemoji" else ("val" if bucket < 5 else "train"))
@@ -128,6 +152,8 @@ def test_records_styles_and_split(built: tuple[Path, dict]) -> None:
     assert json.loads((out / "build.json").read_text())["packages"] == dict(STYLES)
     assert {r["style"] for r in load_records(out, split="test")} == {"twemoji"}
     assert len(load_records(out, styles=["noto-v1", "emojione"])) == 4
+    assert {r["split"] for r in load_records(out, styles=["fluent-color", "emojione-v1", "fxemoji", "streamline"])} \
+        <= {"train", "val"}
 
 
 def test_names_keywords_captions(built: tuple[Path, dict]) -> None:

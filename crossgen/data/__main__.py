@@ -17,15 +17,16 @@ from .records import FIXTURE_STYLES, STYLES, build_fixture, load_records
 
 
 def summary(info: dict[str, Any]) -> str:
-    """Human-readable counts per style and split, match counts and failures."""
-    lines = [f"{'style':10s} {'train':>6s} {'val':>5s} {'test':>5s} {'total':>6s} {'failed':>6s}"]
+    """Human-readable counts per style and split, match counts and rates (share of a package's icons that name a
+    concept) and failures."""
+    lines = [f"{'style':12s} {'train':>6s} {'val':>5s} {'test':>5s} {'total':>6s} {'failed':>6s}"]
     for s, c in info["counts"].items():
-        lines.append(f"{s:10s} {c['train']:6d} {c['val']:5d} {c['test']:5d} {sum(c.values()):6d} "
+        lines.append(f"{s:12s} {c['train']:6d} {c['val']:5d} {c['test']:5d} {sum(c.values()):6d} "
                      f"{info['failed'].get(s, 0):6d}")
     sp = info["splits"]
-    lines.append(f"{'all':10s} {sp['train']:6d} {sp['val']:5d} {sp['test']:5d} {info['records']:6d}")
+    lines.append(f"{'all':12s} {sp['train']:6d} {sp['val']:5d} {sp['test']:5d} {info['records']:6d}")
     for s, m in info["matches"].items():
-        lines.append(f"{s}: " + ", ".join(f"{k} {v}" for k, v in m.items()))
+        lines.append(f"{s}: " + ", ".join(f"{k} {v:.1%}" if k == "rate" else f"{k} {v}" for k, v in m.items()))
     lines.append(f"{info['concepts']} concepts, {info['seconds']} s")
     return "\n".join(lines)
 

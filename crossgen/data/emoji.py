@@ -143,11 +143,41 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
 
 
-def _icon_keys(name: str) -> list[str]:
+def squash(text: str) -> str:
+    """A name with spaces, hyphens and punctuation removed, as fxemoji spells it: 'red apple' -> 'redapple',
+    'ATM sign' -> 'atmsign', 'keycap: #' -> 'keycappound'."""
+    return slug(text).replace("-", "")
+
+
+# fluent-emoji(-flat) spell "thumbs up: light skin tone" as thumbs-up-light (longest first: -medium-light before -light)
+TONE_SUFFIXES = ("-medium-light", "-medium-dark", "-light", "-medium", "-dark")
+# How a package names its icons (split.json "names"): CLDR slugs, squashed CLDR/Unicode names, or slugs of its own
+NAME_RULES = ("slug", "squashed", "own-slug")
+LABELS = ("cldr", "unicode_name", "variant")  # how a strict match was made, best first
+
+
+def _icon_keys(name: str, tones: bool = False) -> list[str]:
+    keys = [name]
     for prefix in ("flag-for-flag-", "flag-for-"):  # noto-v1 / emojione spell "flag: Japan" as flag-for-[flag-]japan
         if name.startswith(prefix):
-            return [name, "flag-" + name[len(prefix):]]
-    return [name]
+            keys.append("flag-" + name[len(prefix):])
+            break
+    if tones and name.endswith(TONE_SUFFIXES):  # 'thumbs-up-light' -> 'thumbs-up-light-skin-tone'
+        keys.append(name + "-skin-tone")
+    return keys
+
+
+def _own_keys(name: str, flag: bool) -> list[str]:
+    """Keys of an icon named by its package's own slugs (streamline-emojis): the name, the name without a '-1'
+    (the first of several numbered drawings; -2, -3, ... are other drawings, for people skin tones that are not
+    named, and stay out), and for an icon of the package's Flags category 'flag-<country>'."""
+    keys = [name]
+    m = re.fullmatch(r"(.+)-(\d+)", name)
+    if m and m.group(2) == "1":
+        keys.append(m.group(1))
+    if flag:
+        keys = [f"flag-{k}" for k in keys] + keys
+    return keys
 
 
 def _unique_index(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -157,24 +187,72 @@ def _unique_index(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {k: next(iter(v)) for k, v in index.items() if len(v) == 1}  # ambiguous slugs match nothing
 
 
-def match_slugs(icons: dict[str, Any], concepts: list[dict]) -> tuple[dict[str, str], dict[str, int]]:
-    """concept id -> icon name through slugs of the CLDR names (then of the Unicode names, e.g. 'dizzy face');
-    icons and aliases that match no name uniquely stay out. Returns the map and match counts."""
-    cldr = _unique_index((slug(c["cldr"]), c["id"]) for c in concepts)
-    uni = {k: v for k, v in _unique_index((slug(c["uname"]), c["id"]) for c in concepts).items() if k not in cldr}
-    names = list(icons.get("icons", {})) + list(icons.get("aliases", {}))
+def _index(pairs: Iterable[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
+    """key -> {concept id: the first kind of name ('cldr' before 'unicode_name') that gives it}."""
+    index: dict[str, dict[str, str]] = {}
+    for key, cid, kind in pairs:
+        index.setdefault(key, {}).setdefault(cid, kind)
+    return index
+
+
+def match_slugs(icons: dict[str, Any], concepts: list[dict], names: str = "slug", tones: bool = False,
+                flags: Iterable[str] = ()) -> tuple[dict[str, str], dict[str, int]]:
+    """concept id -> icon name through the CLDR names (then the Unicode names, e.g. 'dizzy face'); icons and aliases
+    that match no name uniquely stay out. Returns the map and match counts.
+
+    names: "slug" (CLDR slugs, 'red-apple'; with tones, a -light .. -dark suffix names the toned concept),
+    "squashed" (names with spaces, hyphens and punctuation removed, 'redapple'), or "own-slug" (the package's own
+    slugs, 'amazed-face': the slug as is or without a '-1' numbering). For "squashed" and "own-slug" an icon is
+    matched only when all its keys, against every CLDR and Unicode name together, give exactly one concept; an icon
+    of the package's Flags category (`flags`) matches only a concept of the Flags category (streamline's 'turkey' is
+    the flag, not the bird)."""
+    if names not in NAME_RULES:
+        raise DataError(f"unknown icon naming {names!r}; known: {list(NAME_RULES)}")
     got: dict[str, str] = {}
     stats = Counter()
-    for label, index in (("cldr", cldr), ("unicode_name", uni)):
-        used = set(got.values())
-        for n in names:
-            cid = next((index[k] for k in _icon_keys(n) if k in index), None)
-            if n not in used and cid and cid not in got:
+    all_names = list(icons.get("icons", {})) + list(icons.get("aliases", {}))
+    if names == "slug":
+        cldr = _unique_index((slug(c["cldr"]), c["id"]) for c in concepts)
+        uni = {k: v for k, v in _unique_index((slug(c["uname"]), c["id"]) for c in concepts).items() if k not in cldr}
+        for label, index in (("cldr", cldr), ("unicode_name", uni)):
+            used = set(got.values())
+            for n in all_names:
+                cid = next((index[k] for k in _icon_keys(n, tones) if k in index), None)
+                if n not in used and cid and cid not in got:
+                    got[cid], stats[label] = n, stats[label] + 1
+                    used.add(n)
+    else:
+        key = squash if names == "squashed" else slug
+        index = _index((key(c[field]), c["id"], kind) for kind, field in (("cldr", "cldr"), ("unicode_name", "uname"))
+                       for c in concepts)
+        is_flag = {c["id"]: c["category"] == "Flags" for c in concepts}
+        flag_icons = set(flags)
+        found = []  # (rank, icon order, concept id, icon name, label)
+        for order, n in enumerate(all_names):
+            exact = squash(n) if names == "squashed" else n
+            keys = [exact] if names == "squashed" else _own_keys(n, n in flag_icons)
+            hits: dict[str, tuple[int, str]] = {}  # concept id -> (rank, label) of its best key
+            for k in keys:
+                for cid, kind in index.get(k, {}).items():
+                    if n in flag_icons and not is_flag[cid]:
+                        continue
+                    label = kind if k == exact else "variant"
+                    rank = LABELS.index(label)
+                    if cid not in hits or rank < hits[cid][0]:
+                        hits[cid] = (rank, label)
+            if len(hits) > 1:
+                stats["ambiguous"] += 1
+            elif hits:
+                ((cid, (rank, label)),) = hits.items()
+                found.append((rank, order, cid, n, label))
+        for _, _, cid, n, label in sorted(found):
+            if cid not in got:  # several drawings of one concept: the exact name, then the first in the package
                 got[cid], stats[label] = n, stats[label] + 1
-                used.add(n)
     parents = {_resolve(icons, n)[0] for n in got.values()}
-    stats.update(icons=len(icons.get("icons", {})), matched=len(got),
-                 icons_unmatched=sum(1 for n in icons.get("icons", {}) if n not in parents))
+    n_icons = len(icons.get("icons", {}))
+    unmatched = sum(1 for n in icons.get("icons", {}) if n not in parents)
+    stats.update(icons=n_icons, matched=len(got), icons_unmatched=unmatched)
+    stats["rate"] = round(1 - unmatched / n_icons, 3) if n_icons else 0.0
     return got, dict(stats)
 
 
@@ -259,10 +337,16 @@ def _jobs(style: str, spec: dict, pkg: Path, concepts: list[dict], out: Path) ->
         chars = json.loads(chars_file.read_text(encoding="utf-8")) if chars_file.is_file() else {}
         if chars:
             got = match_chars(chars, concepts)
-            stats = {"via": "chars.json", "icons": len(icons["icons"]), "matched": len(got)}
+            drawn = {_resolve(icons, n)[0] for n in got.values()} & set(icons["icons"])
+            stats = {"via": "chars.json", "icons": len(icons["icons"]), "matched": len(got),
+                     "rate": round(len(drawn) / len(icons["icons"]), 3) if icons["icons"] else 0.0}
         else:
-            got, stats = match_slugs(icons, concepts)
-            stats = {"via": "slug", **stats}
+            names = spec.get("names", "slug")
+            meta_file = pkg / "metadata.json"
+            meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+            got, stats = match_slugs(icons, concepts, names=names, tones=spec.get("tones") == "suffix",
+                                     flags=meta.get("categories", {}).get("Flags", []))
+            stats = {"via": names, **stats}
         sources = [(c["id"], "svg", iconify_svg(icons, got[c["id"]])) for c in concepts if c["id"] in got]
     return [(style, cid, kind, src, str(out / "images" / style / f"{cid}.png")) for cid, kind, src in sources], stats
 
@@ -312,6 +396,7 @@ def build_emoji(out: str | Path, source: str | Path | None = None, cache: str | 
     info = {
         "dataset": "emoji", "split_version": config["version"], "concepts": len(concepts),
         "packages": {s: f"{specs[s]['package']}@{specs[s]['version']}" for s in styles},
+        "licences": {s: specs[s]["licence"] for s in styles},
         "counts": counts, "splits": {sp: sum(c[sp] for c in counts.values()) for sp in SPLITS},
         "records": len(records), "matches": matches,
         "failed": {s: sum(1 for k in failed if k[0] == s) for s in styles},
