@@ -70,7 +70,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     for style, img_set in (("noto", "google"), ("twemoji", "twitter")):
         d = _pkg(root, style)
         (d / "emoji.json").write_text(json.dumps(EMOJI))
-        for e in EMOJI + [v for e in EMOJI for v in e.get("skin_variations", {}).values()]:
+        for e in EMOJI + [v for base in EMOJI for v in base.get("skin_variations", {}).values()]:
             _png(d / "img" / img_set / "64" / e["image"])
     d = _pkg(root, "openmoji")
     (d / "data").mkdir()

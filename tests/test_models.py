@@ -153,8 +153,8 @@ def test_vae_prior_recon_term():
     assert out.prior_logits.shape == x.shape
     cond = vae.condition(t)
     assert torch.allclose(out.prior_logits, vae.decode(vae.prior(cond)[0], cond), atol=1e-6)
-    l = vae.loss(out, x)
-    assert torch.allclose(l.loss, l.recon + vae.config.beta * l.kl + 0.5 * l.prior_recon)
+    losses = vae.loss(out, x)
+    assert torch.allclose(losses.loss, losses.recon + vae.config.beta * losses.kl + 0.5 * losses.prior_recon)
     assert tiny_vae(prior="learned")(x, t).prior_logits is None  # off by default
 
 

@@ -149,11 +149,11 @@ def train_vae(source: VAEData, out: str | Path, d: Dist, cfg: VAETrainConfig, wo
                             leave=False, disable=not d.main):
             with prec.autocast():
                 o = net(x, text, generator=noise)  # x (B, 3, H, W), text (B, D)
-            l = model.loss(o._replace(logits=o.logits.float()), x)
-            prec.step(l.loss, opt, model.parameters(), clip=5.0)
+            losses = model.loss(o._replace(logits=o.logits.float()), x)
+            prec.step(losses.loss, opt, model.parameters(), clip=5.0)
             sched.step()
             b = len(x)
-            tot, rec, kl, n = tot + l.loss.item() * b, rec + l.recon.item() * b, kl + l.kl.item() * b, n + b
+            tot, rec, kl, n = tot + losses.loss.item() * b, rec + losses.recon.item() * b, kl + losses.kl.item() * b, n + b
         model.config.beta = cfg.beta
         tot, rec, kl, n = all_sum([tot, rec, kl, n], d)
         return {"train_loss": tot / n, "train_recon": rec / n, "train_kl": kl / n}
@@ -185,10 +185,10 @@ def evaluate(model: CVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], 
     recon = kl = prior_recon = n = 0.0
     g = torch.Generator(d.device.type).manual_seed(0)
     for x, text in batches:
-        l = model.loss(model(x, text, generator=g), x)
+        losses = model.loss(model(x, text, generator=g), x)
         b = len(x)
-        recon, kl, n = recon + l.recon.item() * b, kl + l.kl.item() * b, n + b
-        prior_recon += 0.0 if l.prior_recon is None else l.prior_recon.item() * b
+        recon, kl, n = recon + losses.recon.item() * b, kl + losses.kl.item() * b, n + b
+        prior_recon += 0.0 if losses.prior_recon is None else losses.prior_recon.item() * b
     recon, kl, prior_recon, n = all_sum([recon, kl, prior_recon, n], d)
     n = max(n, 1)
     return {"val_loss": (recon + kl) / n, "val_recon": recon / n, "val_kl": kl / n, "val_prior_recon": prior_recon / n}
