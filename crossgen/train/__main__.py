@@ -6,6 +6,7 @@ torchrun --nproc_per_node=N -m crossgen.train ... (DistributedDataParallel)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -130,7 +131,9 @@ def train_emoji(args: argparse.Namespace, stages: list[str]) -> None:
         t0 = time.time()
         cfg = config_for(stage, args, recipe)
         result = run_emoji_stage(stage, args, out, device, cfg)
-        training[stage] = stage_record(cfg, result, t0, device, recipe=recipe)
+        flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg) if getattr(args, f.name, None) is not None}
+        start = {"init": args.init} if stage == "features" and args.init else {}
+        training[stage] = stage_record(cfg, result, t0, device, recipe=recipe, flags=flags, **start)
         write_manifest(out, training=training, data=json.loads(build.read_text()) if build.is_file() else {},
                        torch=torch.__version__)
         print(f"[{stage}] done in {training[stage]['minutes']} min")
