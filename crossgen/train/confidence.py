@@ -103,11 +103,12 @@ def embed_images(features: ImageFeatures, images: list, device: torch.device, ba
     return torch.cat(out) if out else torch.zeros(0, features.config.feature_dim)
 
 
-def best_captions(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None,
-                  beam: int = 3, n_best: int = 3) -> tuple[list[tuple[str, float]], list[str], torch.Tensor, list[dict]]:
-    """On the validation slice: each image's best caption as the Pipeline gives it (fallback, then tones), the
-    source of its probability, the features and the records."""
-    features, _ = load_model(out, "features", ImageFeatures, FeatureConfig, device)
+def best_captions(data: str | Path, out: str | Path, features: ImageFeatures, device: torch.device,
+                  limit: int | None = None, beam: int = 3, n_best: int = 3
+                  ) -> tuple[list[tuple[str, float]], list[str], torch.Tensor, list[dict]]:
+    """On the validation slice: each image's best caption as the Pipeline gives it (fallback, then tones, with
+    the captioner and steps saved in `out` on `features`), the source of its probability, the features and the
+    records."""
     captioner, cmeta = load_model(out, "captioner", Captioner, CaptionerConfig, device)
     val = load_split(data, "val", limit=limit)
     feats = extract(features, val, device)
@@ -145,7 +146,7 @@ def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work
     outside = embed_images(features, ood_images, device)
     domain = fit_probe(torch.cat(inside), outside)
 
-    best, sources, val_feats, val_records = best_captions(data, out, device, limit)
+    best, sources, val_feats, val_records = best_captions(data, out, features, device, limit)
     val_scores = domain.score(val_feats).numpy()
     domain.threshold = float(np.quantile(val_scores, 1 - ACCEPT))
     ood_scores = domain.score(outside).numpy()
