@@ -41,6 +41,17 @@ class ConceptFallback:
         save_json(Path(directory) / FILE, {**asdict(self), **extra})
 
 
+def rewrite(nbest: list[tuple[str, float]], probs: torch.Tensor | None, image: torch.Tensor,
+            fallback: ConceptFallback | None, skin_tone: SkinTone | None
+            ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The captioner's n-best list in its two steps, each skipped when absent: (after the concept-head fallback,
+    then with the skin tones read from the image (3, H, W) in [0, 1]). The fallback's list is `nbest` itself
+    when it kept the captioner's captions."""
+    if fallback is not None:
+        nbest = fallback.apply(nbest, probs)
+    return nbest, skin_tone.apply(nbest, image) if skin_tone is not None else nbest
+
+
 def load_fallback(directory: str | Path, num_classes: int) -> ConceptFallback | None:
     """The fallback saved in a checkpoint folder; None when absent, disabled (threshold 0) or made for another
     head (its name list does not match the head's classes)."""

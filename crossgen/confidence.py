@@ -27,6 +27,12 @@ FILE = "confidence.json"
 SOURCES = ("captioner", "concept head")
 
 
+def named_by(raw: list, named: list) -> str:
+    """Which model's probabilities a rewritten n-best list carries: the captioner's when the fallback kept its
+    list (the same object), the concept head's when it replaced it."""
+    return SOURCES[0] if named is raw else SOURCES[1]
+
+
 @dataclass
 class DomainCheck:
     mean: list[float]  # (512,) standardisation of the unit features

@@ -33,7 +33,7 @@ from .errors import CheckpointError, UnknownWordsError
 from .evaluator import Evaluator, evaluator_missing_hint, load_evaluator, logits_and_pool, topk_accuracy
 from .pipeline import Pipeline, Reading, default_checkpoints
 from .preprocess import normalize_text
-from .confidence import SOURCES
+from .confidence import named_by
 from .data.ood import TARGET_KINDS, build_ood, load_ood
 from .train.captioner import extract, nbest_and_concepts
 from .train.confidence import auroc, embed_images, expected_calibration_error, fpr_at_tpr
@@ -147,7 +147,7 @@ def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tu
     steps = [pipe.rewrite(cs, p, test.images[i].float() / 255) for i, (cs, p) in enumerate(zip(lstm, heads))]
     untoned, shipped = [u for u, _ in steps], [s for _, s in steps]
     domain = pipe.confidence.domain.score(f_test).tolist() if pipe.confidence.domain is not None else [None] * len(lstm)
-    readings = [pipe.reading(s, SOURCES[0] if u is cs else SOURCES[1], d)
+    readings = [pipe.reading(s, named_by(cs, u), d)
                 for cs, u, s, d in zip(lstm, untoned, shipped, domain)]
     nbest = [[c for c, _ in cs] or [""] for cs in shipped]
     names = [r["name"] for r in train.records]

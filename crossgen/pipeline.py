@@ -13,8 +13,8 @@ from PIL import Image
 from .batching import BatchedModels
 from .captioner import Captioner, CaptionerConfig, Vocab
 from .checkpoint import WORD_VECTORS, load_json, load_model, verify_manifest
-from .concept_fallback import ConceptFallback, load_fallback
-from .confidence import SOURCES, Confidence, load_confidence
+from .concept_fallback import ConceptFallback, load_fallback, rewrite
+from .confidence import Confidence, load_confidence, named_by
 from .device import get_device
 from .errors import CheckpointError, InvalidRequestError
 from .image_features import FeatureConfig, ImageFeatures
@@ -133,7 +133,7 @@ class Pipeline:
         out = self.batched.caption(x, int(beam), int(max_len), n_best, float(length_penalty))
         raw = [(self.vocab.decode(h.tokens), h.logprob) for h in out.hyps]
         named, captions = self.rewrite(raw, out.concepts, x[0])
-        return self.reading(captions, SOURCES[0] if named is raw else SOURCES[1], out.domain)
+        return self.reading(captions, named_by(raw, named), out.domain)
 
     def reading(self, captions: list[tuple[str, float]], named_by: str, domain_score: float | None) -> Reading:
         """The last two steps after `rewrite`: the calibrated probabilities of the captions, and the domain flag."""
@@ -148,9 +148,7 @@ class Pipeline:
         fallback, then with the skin tones read), each step skipped when not shipped. The fallback's list is the
         captioner's own object when it kept it. Then `reading` adds the calibration and the domain flag. concepts: (K,) the head's
         probabilities (None without a head); image: (3, H, W) in [0, 1]."""
-        if self.fallback is not None:
-            captions = self.fallback.apply(captions, concepts)
-        return captions, self.skin_tone.apply(captions, image) if self.skin_tone is not None else captions
+        return rewrite(captions, concepts, image, self.fallback, self.skin_tone)
 
     # ------------------------------------------------------------------ both ways, and between prompts
     def prompt_words(self, prompt: str) -> PromptWords:

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from ..augment import augment
 from ..captioner import Captioner, CaptionerConfig, Vocab
 from ..checkpoint import load_model
-from ..concept_fallback import load_fallback
-from ..confidence import SOURCES, Calibration, Confidence, DomainCheck
+from ..concept_fallback import load_fallback, rewrite
+from ..confidence import SOURCES, Calibration, Confidence, DomainCheck, named_by
 from ..data.ood import build_ood, load_ood
 from ..image_features import FeatureConfig, ImageFeatures
 from ..preprocess import load_image, normalize_text, resize, to_tensor
@@ -116,12 +116,10 @@ def best_captions(data: str | Path, out: str | Path, features: ImageFeatures, de
     fallback, reader = load_fallback(out, features.config.num_classes), load_skin_tone(out)
     best, sources = [], []
     for i, caps in enumerate(nbest):
-        named = fallback.apply(caps, probs[i]) if fallback is not None and probs is not None else caps
-        sources.append(SOURCES[0] if named is caps else SOURCES[1])
-        caption, logprob = named[0]
-        if reader is not None:
-            caption = reader.retone(caption, val.images[i].float() / 255)
-        best.append((caption, logprob))
+        named, toned = rewrite(caps, probs[i] if probs is not None else None, val.images[i].float() / 255,
+                               fallback, reader)
+        best.append(toned[0])
+        sources.append(named_by(caps, named))
     return best, sources, feats, val.records
 
 
