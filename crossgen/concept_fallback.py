@@ -70,11 +70,11 @@ def choose_threshold(nbest: list[list[tuple[str, float]]], probs: torch.Tensor, 
     skin-tone reader and the images (3, H, W), the best caption's tone words are read first, as the Pipeline does."""
     truth = [normalize_text(t) for t in truth]
     scores = {}
+    reader = reader if images is not None else None
     for t in THRESHOLDS:
         fb = ConceptFallback(names, t)
-        best = [fb.apply(cs, p)[0][0] if cs else "" for cs, p in zip(nbest, probs)]
-        if reader is not None and images is not None:
-            best = [reader.retone(b, x) for b, x in zip(best, images)]
+        best = [rewrite(cs, p, images[i] if reader else None, fb, reader)[1][0][0] if cs else ""
+                for i, (cs, p) in enumerate(zip(nbest, probs))]
         scores[str(t)] = sum(normalize_text(b) == y for b, y in zip(best, truth)) / max(len(truth), 1)
     chosen = max(THRESHOLDS, key=lambda t: (scores[str(t)], -t))
     return chosen, scores
