@@ -12,7 +12,7 @@ from pathlib import Path
 from helpers import ROOT
 
 # Top-level modules of crossgen/ by layer (crossgen.data.* and crossgen.train.* go by their package).
-BASE = {"errors", "device", "preprocess", "checkpoint", "seeds", "augment", "cli"}
+BASE = {"errors", "device", "preprocess", "checkpoint", "seeds", "augment", "colour", "cli"}
 MODELS = {"text_encoder", "image_features", "vae", "captioner", "interpolation", "prompt_hints", "concept_fallback",
           "skin_tone", "confidence", "evaluator"}
 SERVING = {"", "pipeline", "batching", "bench", "bench_server", "app_process", "app"}  # "": the package itself (its public API)

@@ -18,13 +18,20 @@ the committed dataset).
 **skin tone x person.** A toned variant is a name with exactly one of the five tone phrases ("thumbs up medium
 skin tone", "man light skin tone beard"); its concept is the name with the phrase taken out ("thumbs up",
 "man beard"). Two-tone names (handshakes, couples: "handshake light skin tone dark skin tone") are never
-candidates and stay in training, as do the untoned concept and the bare modifiers ("light skin tone"). A toned concept is one with all five single-tone
+candidates and stay in training, as do the untoned concept and the bare modifiers ("light skin tone"). A
+toned concept is one with all five single-tone
 variants. ``k = max(1, floor(N * FRACTION + 0.5))`` of the N toned concepts, the first by ``sha256(SALT|concept)``,
 each lose one tone: in that order, the tone is the first by ``sha256(SALT|concept|tone)`` among the tones held out
 least often so far, so the tones are spread evenly (counts differ by at most one) and every concept keeps its
 other four tones, every tone stays on the other concepts.
 
-Not wired into training or evaluation yet: this module only defines the set.
+**prompts no emoji draws.** ``UNDRAWN``: 42 "<colour> <object>" prompts, two off-nature colours for each of 21
+objects that are concepts of their own (or, for "apple", the object of "red apple" and "green apple"); no emoji is
+named so. They are kept out of training like the hold-out (no augmented caption may name them).
+
+``object_of`` is the object of any name: its tone phrase and its leading colour word taken out, so every colour
+and tone of one thing share it ("purple heart" and "red heart" -> "heart"; "thumbs up dark skin tone" -> "thumbs
+up"). The object reader of the evaluation classifies drawings into these objects.
 """
 from __future__ import annotations
 
@@ -47,6 +54,27 @@ COLOURS = ("light blue", "red", "orange", "yellow", "green", "blue", "purple", "
 # As crossgen.skin_tone spells them (that module is in the models layer, which the data layer may not import).
 TONES = ("light", "medium light", "medium", "medium dark", "dark")
 TONE_PHRASE = re.compile(r"\b(medium light|medium dark|light|medium|dark) skin tone\b")
+
+
+UNDRAWN = tuple((colour, obj) for obj, colours in (
+    ("apple", "blue purple"), ("banana", "purple blue"), ("cat face", "green blue"), ("dog face", "purple green"),
+    ("fish", "green pink"), ("tulip", "blue yellow"), ("umbrella", "green orange"), ("strawberry", "blue purple"),
+    ("carrot", "blue purple"), ("frog", "red blue"), ("pig face", "green blue"), ("sun", "green purple"),
+    ("cactus", "red blue"), ("lemon", "blue red"), ("mushroom", "blue green"), ("crab", "green blue"),
+    ("grapes", "yellow blue"), ("ghost", "green red"), ("taxi", "pink green"), ("octopus", "green blue"),
+    ("tiger face", "blue pink")) for colour in colours.split())
+
+
+def object_of(name: str) -> str:
+    """The object of a concept name: its skin tone phrase and its leading colour word taken out."""
+    name = " ".join(TONE_PHRASE.sub(" ", " ".join(name.split())).split())
+    parsed = parse_colour(name)
+    return parsed[1] if parsed else name
+
+
+def undrawn_prompts() -> list[dict[str, str]]:
+    """The prompts no emoji draws, as {"prompt", "colour", "object"}."""
+    return [{"prompt": f"{c} {o}", "colour": c, "object": o} for c, o in UNDRAWN]
 
 
 def _rank(*parts: str) -> int:
