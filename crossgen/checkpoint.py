@@ -19,7 +19,8 @@ T = TypeVar("T")
 MANIFEST = "manifest.json"
 UNLISTED = {MANIFEST, "metrics.json", "metrics_fixture.json", "README.md"}  # not model files (README.md: model card)
 WORD_VECTORS = "word2vec.bin"  # the Word2Vec file in a checkpoint folder (written by training, read by serving)
-EVALUATION_ONLY = {"evaluator.json", "evaluator.safetensors"}  # used by `python -m crossgen.evaluate` only
+EVALUATION_ONLY = {"evaluator.json", "evaluator.safetensors",  # used by `python -m crossgen.evaluate` only
+                   "object_reader.json", "object_reader.safetensors"}
 RESTORE_HINT = "restore it with `git checkout -- checkpoints/` or retrain with `python -m crossgen.train all`"
 
 

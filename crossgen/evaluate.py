@@ -6,7 +6,11 @@ top-1/top-5 and FID of VAE samples against shuffled-text and retrieval baselines
 Confidence: the out-of-domain probe's AUROC and FPR at 95 % TPR against the evaluated images for each kind of
 the out-of-domain set's test part (`--ood`, built when absent), the share accepted at the shipped threshold, and
 the calibration error of the best caption's probability before and after calibration.
-Everything is measured in one run; prints a table, writes a metrics JSON and a grid PNG.
+Composition (`crossgen.composition`, issue 18; `--no-composition` skips it): held-out colour x object and skin
+tone x person concepts against matched seen ones and prompts no emoji draws, read by the evaluator, the colour and
+skin-tone readers and the object reader, against retrieval, retrieve-then-recolour and the real drawings; the
+diversity of one request's images; image -> text on the held-out concepts' test drawings.
+Everything is measured in one run; prints a table, writes a metrics JSON and grid PNGs.
 """
 from __future__ import annotations
 
@@ -27,12 +31,15 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .checkpoint import save_json, sha256
 from .cli import run
+from .composition import CompositionConfig, composition, draw_undrawn_grid, print_composition
 from .data.records import FIXTURE_ALWAYS
 from .device import get_device
 from .errors import CheckpointError, UnknownWordsError
 from .evaluator import Evaluator, evaluator_missing_hint, load_evaluator, logits_and_pool, topk_accuracy
+from .object_reader import load_object_reader
 from .pipeline import Pipeline, Reading, default_checkpoints
 from .preprocess import normalize_text
+from .skin_tone import load_skin_tone
 from .confidence import named_by
 from .data.ood import TARGET_KINDS, build_ood, load_ood
 from .train.captioner import extract, nbest_and_concepts
@@ -46,7 +53,7 @@ REFERENCES = "per image, the record's first two captions: its name and its keywo
 USED_FILES = ["manifest.json", "word2vec.bin", "vae.json", "vae.safetensors", "features.json", "features.safetensors",
               "captioner.json", "captioner.safetensors", "concept_fallback.json", "skin_tone.json", "confidence.json",
               "evaluator.json",
-              "evaluator.safetensors"]
+              "evaluator.safetensors", "object_reader.json", "object_reader.safetensors"]
 
 
 @dataclass
@@ -232,23 +239,25 @@ def text_to_image(pipe: Pipeline, evaluator: Evaluator, train: Split, test: Spli
                   cfg: EvalConfig) -> tuple[dict, list[dict], torch.Tensor]:
     """Evaluator top-1/top-5 and FID of VAE samples and baselines; also the prompts and their samples."""
     chosen = choose_prompts(test.records, {r["id"] for r in train.records}, evaluator.index, cfg.prompts, cfg.seed)
-    prompts, vecs, unknown = [], [], []
+    prompts, vecs, sents, unknown = [], [], [], []
     for r in chosen:
         try:
-            vecs.append(pipe.encode_prompt(r["name"]).vector)
+            encoded = pipe.encode_prompt(r["name"])
+            vecs.append(pipe.text_input(encoded))
+            sents.append(encoded.vector)
             prompts.append(r)
         except (UnknownWordsError, ValueError):
             unknown.append(r["name"])
     if not prompts:
         return {"skipped": "no test concept is also a training concept with known words"}, [], torch.zeros(0)
     n, k = cfg.images_per_prompt, len(prompts)
-    vectors = torch.from_numpy(np.stack(vecs))  # (P, D)
+    vectors = torch.from_numpy(np.stack(vecs))  # (P, text_in) what the VAE reads
     labels = np.array([evaluator.index[r["id"]] for r in prompts])
     ids = {r["id"] for r in prompts}
     real = test.images[[i for i, r in enumerate(test.records) if r["id"] in ids]]
     real_labels = np.array([evaluator.index[r["id"]] for r in test.records if r["id"] in ids])
     name_vecs = torch.from_numpy(pipe.text_encoder.encode_batch([r["name"] for r in train.records]))  # (N, D)
-    sims = vectors @ name_vecs.T  # (P, N)
+    sims = torch.from_numpy(np.stack(sents)) @ name_vecs.T  # (P, N) sentence vectors
     nearest = [(s >= s.max() - 1e-5).nonzero()[:, 0].tolist() for s in sims]  # every image of the closest name
     retrieved = train.images[[near[j % len(near)] for near in nearest for j in range(n)]]
     generated = sample_images(pipe, vectors, n, cfg.seed)
@@ -336,6 +345,8 @@ def print_table(m: dict) -> None:
         print(f"{'out-of-domain':<18}{'images':>8}{'auroc':>10}{'fpr95':>10}{'accepted':>10}")
         for kind, row in {**conf["ood"], "mean (targets)": {"images": 0, **conf["ood_mean"]}}.items():
             print(f"{kind:<18}{row['images'] or '':>8}{row['auroc']:>10.4f}{row['fpr95']:>10.4f}{row['accepted']:>10.4f}")
+    if m.get("composition"):
+        print_composition(m["composition"])
     print(f"\n{m['seconds']:.0f} s on {m['hardware']}")
 
 
@@ -355,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="metrics JSON (default: <checkpoints>/metrics.json)")
     p.add_argument("--grid", default="assets/eval_grid.png", help="grid PNG ('' for none)")
     p.add_argument("--ood", default="data/ood", help="out-of-domain set (built there when absent: python -m crossgen.data ood)")
+    p.add_argument("--no-composition", dest="composition", action="store_false", help="skip the composition section")
+    p.add_argument("--composition-baseline", metavar="DIR", help="another checkpoint folder whose generator is scored "
+                   "as the 'exemplar' method of the composition section")
+    p.add_argument("--composition-grid", help="grid PNG of the prompts no emoji draws (default: undrawn_grid.png beside "
+                   "--grid; none when --grid is '')")
     return p
 
 
@@ -392,6 +408,28 @@ def metrics_record(args: argparse.Namespace, cfg: EvalConfig, ckpt: Path, device
     }
 
 
+def run_composition(args: argparse.Namespace, ckpt: Path, device: torch.device, pipe: Pipeline, evaluator: Evaluator,
+                    train: Split, test: Split, nbest: list[list[str]]) -> dict:
+    """The composition section (object scores left out, with a note, when the folder has no usable object reader);
+    writes the grid of the prompts no emoji draws."""
+    try:
+        objects, note = load_object_reader(ckpt, device), None
+    except CheckpointError as e:
+        objects, note = None, str(e)
+    real = load_split(args.data, ["train", "val"], limit=args.limit)  # the training artists' drawings of every concept
+    baseline = Pipeline.from_checkpoints(args.composition_baseline, device) if args.composition_baseline else None
+    cfg = CompositionConfig(seed=args.seed)
+    section, grid = composition(pipe, evaluator, objects, pipe.skin_tone or load_skin_tone(ckpt), train, real, test,
+                                nbest, cfg, baseline)
+    section["object_reader_missing"] = note
+    path = args.composition_grid if args.composition_grid is not None else (
+        str(Path(args.grid).with_name("undrawn_grid.png")) if args.grid else "")
+    if path:
+        draw_undrawn_grid(path, grid)
+    section["grid"] = path or None
+    return section
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     t0, device = time.time(), get_device(args.device)
@@ -408,10 +446,14 @@ def main(argv: list[str] | None = None) -> dict:
     t2i, prompts, generated = text_to_image(pipe, evaluator, train, test, cfg)
     parts.update(loading=round(t1 - t0 - parts["evaluator_training"], 1), captioning=round(t2 - t1, 1),
                  text_to_image=round(time.time() - t2, 1))
+    t3 = time.time()
+    comp = run_composition(args, ckpt, device, pipe, evaluator, train, test, nbest) if args.composition else None
+    parts["composition"] = round(time.time() - t3, 1)
     style = "/".join(sorted({r["style"] for r in test.records}))
     if args.grid:
         write_grid(args.grid, cfg, prompts, generated, test, nbest, style)
     metrics = metrics_record(args, cfg, ckpt, device, train, test, evaluator, style, cap, t2i, conf)
+    metrics["composition"] = comp
     metrics["seconds"], metrics["seconds_by_part"] = round(time.time() - t0, 1), parts
     out = Path(args.out) if args.out else ckpt / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)

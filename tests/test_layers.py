@@ -14,7 +14,8 @@ from helpers import ROOT
 # Top-level modules of crossgen/ by layer (crossgen.data.* and crossgen.train.* go by their package).
 BASE = {"errors", "device", "preprocess", "checkpoint", "seeds", "augment", "colour", "cli"}
 MODELS = {"text_encoder", "image_features", "vae", "captioner", "interpolation", "prompt_hints", "concept_fallback",
-          "skin_tone", "confidence", "evaluator"}
+          "skin_tone", "confidence", "evaluator", "object_reader"}
+EVALUATE = {"evaluate", "composition"}  # the evaluation: may import every layer
 SERVING = {"", "pipeline", "batching", "bench", "bench_server", "app_process", "app"}  # "": the package itself (its public API)
 # What each layer may import. Serving may read the record format (data.records) but no data builder.
 ALLOWED = {
@@ -68,7 +69,7 @@ def layer(name: str) -> str | None:
         return "data.records" if short == "data.records" else "data"
     if top == "train":
         return "train"
-    if short == "evaluate":
+    if short in EVALUATE:
         return "evaluate"
     for label, names in (("base", BASE), ("models", MODELS), ("serving", SERVING)):
         if short in names:

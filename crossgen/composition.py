@@ -1,0 +1,336 @@
+"""The composition evaluation of issue 18: does text -> image draw what each word says, also in combinations it
+never saw? Run by `python -m crossgen.evaluate` (the `composition` section of metrics.json); docs/quality.md.
+
+Groups (prompts = concept names; only concepts the evaluated data has records of):
+- heldout_colour / heldout_tone: the committed hold-out (`crossgen.data.holdout`), colour x object and
+  skin tone x person concepts kept out of every training stage;
+- seen_colour / seen_tone: as many seen concepts, matched: the same object in a colour it is trained in, the same
+  person concept in another (trained) tone;
+- undrawn: the 42 "<colour> <object>" prompts no emoji draws (`holdout.UNDRAWN`).
+Methods: the generator (the public `Pipeline.text_to_image`, so any generator can be measured), retrieval (the real
+training drawings of the nearest training name in Word2Vec space, held-out concepts excluded), retrieval recoloured
+to the asked colour or tone, the ceiling (real training-artist drawings of the concept; for undrawn prompts the
+object's drawings recoloured), and optionally another checkpoint folder's generator ("exemplar").
+Scores per group and method: the evaluator's top-1/top-5 of the exact concept, the attribute read from the image
+(`colour.read_colour`, `SkinTone.predict`), the object in the object reader's top-5, attribute and object both.
+Also the diversity of one request's images, determinism, and image -> text on the held-out concepts' test drawings.
+"""
+from __future__ import annotations
+
+import textwrap
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .colour import COLOURS, read_colour, recolour
+from .data.holdout import held_out_ids, load_holdout, object_of, undrawn_prompts
+from .errors import InvalidPromptError
+from .evaluator import Evaluator, logits_and_pool, topk_accuracy
+from .object_reader import ObjectReader
+from .pipeline import Pipeline
+from .preprocess import normalize_text
+from .skin_tone import TONES, SkinTone
+from .train.dataset import Split
+
+GROUPS = ("heldout_colour", "seen_colour", "heldout_tone", "seen_tone", "undrawn")
+READ_AS = {"light blue": "blue", "gray": "grey"}  # colour words of names that read_colour names otherwise
+
+
+@dataclass
+class CompositionConfig:
+    images_per_prompt: int = 4
+    seed: int = 0  # each prompt's seed is seed + crc32(prompt) % 10**6: fixed per prompt, whatever else is asked
+    diversity_prompts: int = 20
+    diversity_sizes: tuple[int, ...] = (4, 16)
+    temperatures: tuple[float, ...] = (0.5, 1.0)
+    min_distance: float = 0.03  # two images of one request closer than this (mean |pixel difference|) are one drawing
+
+
+@dataclass
+class Item:
+    prompt: str
+    id: str | None  # concept id (None for undrawn prompts)
+    object: str
+    colour: str | None = None
+    tone: int | None = None  # index into TONES
+
+
+def prompt_seed(prompt: str, seed: int) -> int:
+    return seed + zlib.crc32(prompt.encode()) % 10**6
+
+
+# --------------------------------------------------------------------------- groups
+
+def build_groups(names: dict[str, str]) -> dict[str, list[Item]]:
+    """The five groups, restricted to concepts in `names` (concept id -> name of the evaluated data)."""
+    info = load_holdout()
+    colour, tone = info["colour_object"], info["skin_tone"]
+    groups: dict[str, list[Item]] = {g: [] for g in GROUPS}
+    for h in colour["held_out"]:
+        objects = colour["objects"][h["object"]]
+        if h["id"] in names:
+            groups["heldout_colour"].append(Item(names[h["id"]], h["id"], h["object"], READ_AS.get(h["colour"], h["colour"])))
+        seen = [c for c in objects["colours"] if c not in objects["held_out"] and objects["colours"][c] in names
+                and all(i.id != objects["colours"][c] for i in groups["seen_colour"])]
+        if seen:  # the same object in a trained colour, the first unused in sorted order
+            cid = objects["colours"][seen[0]]
+            groups["seen_colour"].append(Item(names[cid], cid, h["object"], READ_AS.get(seen[0], seen[0])))
+    for h in tone["held_out"]:
+        variants, asked = tone["concepts"][h["concept"]], TONES.index(h["tone"])
+        if h["id"] in names:
+            groups["heldout_tone"].append(Item(names[h["id"]], h["id"], object_of(names[h["id"]]), tone=asked))
+        other = TONES[(asked + 1) % len(TONES)]  # the next tone, trained on this concept
+        if variants[other] in names:
+            cid = variants[other]
+            groups["seen_tone"].append(Item(names[cid], cid, object_of(names[cid]), tone=TONES.index(other)))
+    groups["undrawn"] = [Item(p["prompt"], None, p["object"], p["colour"]) for p in undrawn_prompts()]
+    return groups
+
+
+# --------------------------------------------------------------------------- images of each method
+
+def pil_to_uint8(images: list[Image.Image]) -> torch.Tensor:
+    """PIL images -> (n, 3, 64, 64) uint8."""
+    return torch.from_numpy(np.stack([np.asarray(im.convert("RGB").resize((64, 64))) for im in images])).permute(0, 3, 1, 2)
+
+
+def generated(pipe: Pipeline, items: list[Item], cfg: CompositionConfig) -> list[torch.Tensor | None]:
+    """Each prompt's images from the pipeline (None when its words are unknown)."""
+    out = []
+    for it in items:
+        try:
+            out.append(pil_to_uint8(pipe.text_to_image(it.prompt, n=cfg.images_per_prompt, seed=prompt_seed(it.prompt, cfg.seed))))
+        except InvalidPromptError:
+            out.append(None)
+    return out
+
+
+class Retrieval:
+    """The real training drawings of the training name nearest to a prompt in Word2Vec space (as the evaluation's
+    nn_retrieval), the held-out concepts' records left out: they are not training data."""
+
+    def __init__(self, pipe: Pipeline, train: Split):
+        held = held_out_ids()
+        self.rows = [i for i, r in enumerate(train.records) if r["id"] not in held]
+        self.images, self.records = train.images, train.records
+        self.encoder = pipe.text_encoder
+        self.bank = torch.from_numpy(self.encoder.encode_batch([train.records[i]["name"] for i in self.rows]))  # (N, D)
+
+    def nearest(self, prompt: str) -> list[int]:
+        """Rows of train (every drawing of the nearest name); [] when no word of the prompt is known."""
+        v = torch.from_numpy(self.encoder.encode_batch([prompt]))[0]  # (D,)
+        if not v.any() or not len(self.rows):
+            return []
+        sims = self.bank @ v
+        return [self.rows[j] for j in (sims >= sims.max() - 1e-5).nonzero()[:, 0].tolist()]
+
+    def images_for(self, prompt: str, n: int) -> torch.Tensor | None:
+        rows = self.nearest(prompt)
+        return self.images[[rows[j % len(rows)] for j in range(n)]] if rows else None
+
+
+def retone(image: torch.Tensor, reader: SkinTone, tone: int) -> torch.Tensor:
+    """(3, H, W) in [0, 1] -> the skin pixels (within the reader's radius of a palette colour) shifted from their
+    palette colour to the same artist's colour of `tone` (palette rows come five tones per artist), or the mean
+    palette colour of that tone."""
+    refs, tones = torch.tensor(reader.palette), torch.tensor(reader.tones)  # (R, 3), (R,)
+    p = image.permute(1, 2, 0).reshape(-1, 3) * 255  # (H*W, 3)
+    dist, near = torch.cdist(p, refs).min(1)
+    skin = (dist < reader.radius) & ~(p > 240).all(1)
+    target = refs[tones == tone].mean(0).expand(len(refs), 3).clone()  # (R, 3)
+    for r in range(len(refs)):
+        same = r - int(tones[r]) + tone
+        if 0 <= same < len(refs) and int(tones[same]) == tone:
+            target[r] = refs[same]
+    p = torch.where(skin[:, None], p + (target - refs)[near], p)
+    return (p / 255).clamp(0, 1).reshape(image.shape[1], image.shape[2], 3).permute(2, 0, 1)
+
+
+def recoloured(images: torch.Tensor | None, item: Item, reader: SkinTone | None) -> torch.Tensor | None:
+    """uint8 (n, 3, H, W) -> painted in the item's colour, or its skin in the item's tone."""
+    if images is None:
+        return None
+    x = images.float() / 255
+    if item.colour is not None and item.colour not in COLOURS:
+        return images  # grey: no paint for it
+    if item.colour is not None:
+        x = torch.stack([recolour(im, item.colour) for im in x])
+    elif item.tone is not None and reader is not None:
+        x = torch.stack([retone(im, reader, item.tone) for im in x])
+    return (x * 255 + 0.5).to(torch.uint8)
+
+
+def real_drawings(items: list[Item], real: Split, n: int) -> list[torch.Tensor | None]:
+    """The ceiling: each concept's real training-artist drawings (cycled to n); for undrawn prompts the drawings
+    of the object (named so, else any concept with that object) recoloured to the asked colour."""
+    by_id: dict[str, list[int]] = {}
+    by_name: dict[str, list[int]] = {}
+    by_object: dict[str, list[int]] = {}
+    for i, r in enumerate(real.records):
+        by_id.setdefault(r["id"], []).append(i)
+        by_name.setdefault(normalize_text(r["name"]), []).append(i)
+        by_object.setdefault(object_of(normalize_text(r["name"])), []).append(i)
+    out = []
+    for it in items:
+        rows = by_id.get(it.id, []) if it.id else by_name.get(it.object) or by_object.get(it.object, [])
+        images = real.images[[rows[j % len(rows)] for j in range(n)]] if rows else None
+        out.append(recoloured(images, it, None) if it.id is None else images)
+    return out
+
+
+# --------------------------------------------------------------------------- scores
+
+def score(items: list[Item], images: list[torch.Tensor | None], evaluator: Evaluator, objects: ObjectReader | None,
+          skin: SkinTone | None) -> dict:
+    """One group x method: top-1/top-5 of the exact concept (concept groups), attribute, object, both; all
+    over images; prompts without images (unknown words, no real drawing) are counted apart."""
+    keep = [(it, im) for it, im in zip(items, images) if im is not None]
+    out: dict = {"prompts": len(keep), "missing": len(items) - len(keep), "images": sum(len(im) for _, im in keep)}
+    if not keep:
+        return out
+    x = torch.cat([im for _, im in keep])  # (M, 3, 64, 64) uint8
+    per = [it for it, im in keep for _ in range(len(im))]
+    if all(it.id is not None for it in per):
+        labels = np.array([evaluator.index.get(it.id, -1) for it in per])
+        logits, _ = logits_and_pool(evaluator, x)
+        out.update(topk_accuracy(logits, labels))
+    xf = x.float() / 255
+    if per[0].colour is not None:
+        attribute = np.array([read_colour(im) == it.colour for im, it in zip(xf, per)])
+    elif skin is not None:
+        attribute = np.array([skin.predict(im) == it.tone for im, it in zip(xf, per)])
+    else:
+        attribute = None
+    if attribute is not None:
+        out["attribute"] = float(attribute.mean())
+    if objects is not None:
+        obj = np.array([it.object in top for it, top in zip(per, objects.top(x, 5))])
+        out["object"] = float(obj.mean())
+        if attribute is not None:
+            out["both"] = float((obj & attribute).mean())
+    return out
+
+
+def min_pairwise(images: torch.Tensor) -> float:
+    """(n, 3, H, W) uint8 -> the smallest mean absolute pixel difference ([0, 1] scale) between two of them."""
+    x = images.float().flatten(1) / 255
+    d = torch.cdist(x, x, p=1) / x.shape[1]  # (n, n) mean |difference|
+    d.fill_diagonal_(float("inf"))
+    return float(d.min())
+
+
+def diversity(pipe: Pipeline, prompts: list[str], cfg: CompositionConfig) -> dict:
+    """Per n and temperature, over the prompts: min, median of each request's smallest pairwise distance, and the
+    share of requests with none below cfg.min_distance; determinism: the same prompt and seed twice."""
+    out: dict = {"prompts": len(prompts), "threshold": cfg.min_distance, "requests": {}}
+    same = []
+    for n in cfg.diversity_sizes:
+        for t in cfg.temperatures:
+            mins = []
+            for p in prompts:
+                mins.append(min_pairwise(pil_to_uint8(pipe.text_to_image(p, n=n, seed=prompt_seed(p, cfg.seed), temperature=t))))
+            out["requests"][f"n{n}_t{t}"] = {"min": float(np.min(mins)) if mins else None,
+                                            "median": float(np.median(mins)) if mins else None,
+                                            "share_ok": float(np.mean([m >= cfg.min_distance for m in mins])) if mins else None}
+    for p in prompts[:5]:
+        a = pil_to_uint8(pipe.text_to_image(p, n=4, seed=prompt_seed(p, cfg.seed)))
+        b = pil_to_uint8(pipe.text_to_image(p, n=4, seed=prompt_seed(p, cfg.seed)))
+        same.append(bool(torch.equal(a, b)))
+    out["deterministic"] = all(same) if same else None
+    return out
+
+
+def captions_by_group(test: Split, nbest: list[list[str]], groups: dict[str, list[Item]]) -> dict:
+    """Image -> text on the test drawings: exact-name accuracy of the best caption per group (held-out, their
+    matched seen concepts, every other concept)."""
+    ids = {g: {it.id for it in items if it.id} for g, items in groups.items() if g != "undrawn"}
+    held = held_out_ids()
+    sets = {**ids, "heldout_all": held, "seen_all": None}
+    out = {}
+    for g, wanted in sets.items():
+        rows = [i for i, r in enumerate(test.records) if (r["id"] not in held if wanted is None else r["id"] in wanted)]
+        exact = [normalize_text(nbest[i][0]) == normalize_text(test.records[i]["name"]) for i in rows]
+        out[g] = {"images": len(rows), "exact_top1": float(np.mean(exact)) if rows else None}
+    return out
+
+
+# --------------------------------------------------------------------------- the section
+
+def composition(pipe: Pipeline, evaluator: Evaluator, objects: ObjectReader | None, skin: SkinTone | None,
+                train: Split, real: Split, test: Split | None = None, nbest: list[list[str]] | None = None,
+                cfg: CompositionConfig = CompositionConfig(), baseline: Pipeline | None = None) -> tuple[dict, dict]:
+    """The composition section and the undrawn prompts' generated images (for the grid).
+    train: the training split (retrieval candidates); real: the training artists' drawings of every concept (train
+    and val records: the ceiling); test + nbest: the captioned test drawings (image -> text per group)."""
+    names = {r["id"]: normalize_text(r["name"]) for s in (train, real, test) if s is not None for r in s.records}
+    groups = build_groups(names)
+    retrieval, n = Retrieval(pipe, train), cfg.images_per_prompt
+    section: dict = {"config": asdict(cfg), "groups": {g: [it.prompt for it in items] for g, items in groups.items()},
+                     "scores": {}}
+    grid: dict = {}
+    for g, items in groups.items():
+        gen = generated(pipe, items, cfg)
+        ret = [retrieval.images_for(it.prompt, n) for it in items]
+        methods = {"generator": gen, "retrieval": ret, "retrieve_recolour": [recoloured(im, it, skin) for im, it in zip(ret, items)],
+                   "ceiling": real_drawings(items, real, n)}
+        if baseline is not None:
+            methods["exemplar"] = generated(baseline, items, cfg)
+        section["scores"][g] = {m: score(items, ims, evaluator, objects, skin) for m, ims in methods.items()}
+        if g == "undrawn":
+            grid = {it.prompt: im for it, im in zip(items, gen) if im is not None}
+    seen = [it.prompt for g in ("seen_colour", "seen_tone") for it in groups[g]]
+    held = held_out_ids()  # then other training names, to reach cfg.diversity_prompts
+    extra = sorted({normalize_text(r["name"]) for r in train.records if r["id"] not in held} - set(seen))
+    section["diversity"] = diversity(pipe, (seen + extra)[:cfg.diversity_prompts], cfg)
+    if test is not None and nbest is not None:
+        section["image_to_text"] = captions_by_group(test, nbest, groups)
+    section["readers"] = {"colour": "crossgen.colour.read_colour (dominant foreground hue; light blue counts as blue)",
+                          "tone": "SkinTone.predict (skin_tone.json palette)" if skin else None,
+                          "object": f"object_reader ({objects.parts.config.tuned or 'head only'}), top-5" if objects else None,
+                          "evaluator": "evaluator top-1/top-5 of the exact concept (not for undrawn prompts)"}
+    section["methods"] = {"generator": "Pipeline.text_to_image(prompt, n, seed=seed + crc32(prompt) % 1e6)",
+                          "retrieval": "real training drawings of the nearest training name (Word2Vec), held-out concepts excluded",
+                          "retrieve_recolour": "the retrieved drawings recoloured (colour.recolour) or their skin pixels moved to the asked tone",
+                          "ceiling": "real training-artist drawings of the concept; undrawn: the object's drawings recoloured",
+                          "exemplar": "the generator of --composition-baseline" if baseline is not None else None}
+    return section, grid
+
+
+def draw_undrawn_grid(path: str | Path, grid: dict[str, torch.Tensor], columns: int = 3, cell: int = 64, label: int = 110) -> None:
+    """Prompt label + its images, `columns` prompts per row."""
+    if not grid:
+        return
+    font, n = ImageFont.load_default(size=12), max(len(v) for v in grid.values())
+    block = label + n * (cell + 2) + 12
+    rows = (len(grid) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * block, rows * (cell + 6) + 6), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (prompt, images) in enumerate(grid.items()):
+        x, y = (k % columns) * block + 4, (k // columns) * (cell + 6) + 6
+        draw.multiline_text((x, y + cell // 2 - 8), textwrap.fill(prompt, 16), fill="black", font=font)
+        for j, im in enumerate(images):
+            sheet.paste(Image.fromarray(im.permute(1, 2, 0).numpy()), (x + label + j * (cell + 2), y))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def print_composition(section: dict) -> None:
+    print("\ncomposition (evaluator top-1/top-5 of the concept; attribute = colour or tone read; object = object reader top-5)")
+    cols = ["prompts", "top1", "top5", "attribute", "object", "both"]
+    print(f"{'group':<16}{'method':<19}" + "".join(f"{c:>10}" for c in cols))
+    for g, methods in section["scores"].items():
+        for m, row in methods.items():
+            cells = [f"{row[c]:>10}" if c == "prompts" else (f"{row[c]:>10.3f}" if c in row else f"{'-':>10}") for c in cols]
+            print(f"{g:<16}{m:<19}" + "".join(cells))
+    div = section["diversity"]
+    for k, row in div["requests"].items():
+        if row["min"] is not None:
+            print(f"diversity {k}: min {row['min']:.4f}, median {row['median']:.4f}, share >= {div['threshold']}: {row['share_ok']:.2f}")
+    print(f"deterministic: {div['deterministic']}")
+    for g, row in (section.get("image_to_text") or {}).items():
+        if row["exact_top1"] is not None:
+            print(f"image -> text {g}: exact {row['exact_top1']:.3f} on {row['images']} images")
