@@ -110,7 +110,7 @@ def fused_backbone(features: ImageFeatures) -> nn.Module:
 
 @dataclass
 class SampleRequest:
-    vector: np.ndarray  # (D,) sentence vector
+    vector: np.ndarray  # (text_in,) the VAE's text input: a sentence vector, or the word vectors flattened
     n: int
     temperature: float
     generator: torch.Generator
@@ -166,9 +166,11 @@ class BatchedModels:
         vectors = torch.from_numpy(np.stack([r.vector for r in reqs])).to(device, torch.float32)
         counts = [r.n for r in reqs]
         vectors = vectors.repeat_interleave(torch.tensor(counts, device=device), dim=0)  # (sum n, D)
-        z = torch.cat([torch.randn(r.n, vae.config.latent_dim, generator=r.generator, device=r.generator.device)
-                       * r.temperature for r in reqs]).to(device)
-        return list(vae.draw(z, vectors).split(counts))
+        z = [torch.randn(r.n, vae.config.latent_dim, generator=r.generator, device=r.generator.device)
+             * r.temperature for r in reqs]
+        styles = [vae.styles_for(e) for e in z]  # each request's own artists
+        style = None if styles[0] is None else torch.cat(styles).to(device)
+        return list(vae.draw(torch.cat(z).to(device), vectors, style).split(counts))
 
     def backbone(self) -> nn.Module:
         """The folded channels-last ResNet18 (built with the pipeline)."""

@@ -57,9 +57,16 @@ def decode_path(vae: CVAE, start: np.ndarray, end: np.ndarray, k: int, seed: int
     z1 = torch.randn(1, vae.config.latent_dim, generator=generator)
     t = torch.linspace(0.0, 1.0, k)
     z = slerp(z0[0], z1[0], t) * temperature  # (k, Z)
-    text = slerp(torch.from_numpy(start).float(), torch.from_numpy(end).float(), t)  # (k, D)
     device = next(vae.parameters()).device
-    return vae.draw(z.to(device), text.to(device))
+    a, b = torch.from_numpy(start).float().to(device), torch.from_numpy(end).float().to(device)
+    style = vae.styles_for(z0 * temperature)  # (1,) the first image's artist, kept along the path
+    style = None if style is None else style.expand(k).to(device)
+    if vae.config.text == "words":  # word sets do not slerp: walk between the two conditions
+        ca, cb = vae.condition(a[None]), vae.condition(b[None])  # (1, C) each
+        cond = (1 - t.to(device))[:, None] * ca + t.to(device)[:, None] * cb  # (k, C)
+        return vae.draw(z.to(device), a.expand(k, -1), style, cond=cond)
+    text = slerp(a.cpu(), b.cpu(), t)  # (k, D)
+    return vae.draw(z.to(device), text.to(device), style)
 
 
 def write_gif(images: list[Image.Image], path: str | Path, size: int | None = None, frame_ms: int = 300,

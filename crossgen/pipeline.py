@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -89,6 +90,10 @@ class Pipeline:
         """Prompt -> sentence vector, known and unknown words (InvalidPromptError / UnknownWordsError)."""
         return self.text_encoder.encode(prompt)
 
+    def text_input(self, encoded: Encoded) -> np.ndarray:
+        """What the VAE reads of an encoded prompt: its sentence vector (D,), or its word vectors (T * D,)."""
+        return encoded.words.reshape(-1) if self.vae.config.text == "words" else encoded.vector
+
     def generate(self, prompt: str, n: int = 4, seed: int | None = None, temperature: float = 1.0) -> Generation:
         """Images for a prompt, with the seed used (random when None) and the word analysis."""
         if not 1 <= int(n) <= MAX_IMAGES:
@@ -98,7 +103,7 @@ class Pipeline:
         seed = resolve_seed(seed)
         encoded = self.encode_prompt(prompt)
         generator = torch.Generator("cpu").manual_seed(seed)
-        x = self.batched.sample(encoded.vector, int(n), float(temperature), generator)  # = vae.sample, batched with concurrent calls
+        x = self.batched.sample(self.text_input(encoded), int(n), float(temperature), generator)  # = vae.sample, batched with concurrent calls
         return Generation(to_pil(x), seed, encoded)
 
     def text_to_image(self, prompt: str, n: int = 4, seed: int | None = None, temperature: float = 1.0) -> list[Image.Image]:
@@ -167,7 +172,7 @@ class Pipeline:
             raise InvalidRequestError(f"Temperature must be between 0 and 3, not {temperature}.")
         seed = resolve_seed(seed)
         start, end = self.encode_prompt(prompt_a), self.encode_prompt(prompt_b)
-        x = decode_path(self.vae, start.vector, end.vector, int(k), seed, float(temperature))
+        x = decode_path(self.vae, self.text_input(start), self.text_input(end), int(k), seed, float(temperature))
         return Interpolation(to_pil(x), seed, start, end)
 
     def caption_images(self, images: list[ImageInput], beam: int = 3) -> list[tuple[str, float]]:

@@ -13,6 +13,7 @@ from .preprocess import check_prompt, tokenize
 
 # Function words carry little meaning for a picture: they are dropped when other words are known.
 STOPWORDS = frozenset("a an the of and or with in on at to for from by is are be this that its it".split())
+MAX_WORDS = 12  # word vectors kept per prompt for a VAE that reads the words apart (CVAEConfig.max_words)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Word2VecConfig:
 @dataclass
 class Encoded:
     vector: np.ndarray  # (D,) float32, unit length
+    words: np.ndarray  # (MAX_WORDS, D) float32: the unit vectors of the words averaged into `vector`, zero-padded
     known: list[str]
     unknown: list[str]
     suggestions: dict[str, list[str]]
@@ -105,11 +107,23 @@ class TextEncoder:
             raise UnknownWordsError(unknown, suggestions)
         v = np.mean([self.wv[t] for t in content], axis=0).astype(np.float32)
         v /= np.linalg.norm(v) + 1e-8
-        return Encoded(v, known, unknown, suggestions)
+        return Encoded(v, self.word_vectors(content), known, unknown, suggestions)
+
+    def word_vectors(self, words: list[str]) -> np.ndarray:
+        """Known words -> (MAX_WORDS, D) float32: their unit vectors in order (the first MAX_WORDS), zero-padded."""
+        out = np.zeros((MAX_WORDS, self.dim), dtype=np.float32)
+        for i, w in enumerate(words[:MAX_WORDS]):
+            out[i] = self.wv[w] / (np.linalg.norm(self.wv[w]) + 1e-8)
+        return out
 
     def encode(self, prompt: str) -> Encoded:
         """Prompt -> unit sentence vector + which words were known/unknown (+ suggestions)."""
         return self.encode_tokens(check_prompt(prompt))
+
+    def content_words(self, text: str) -> list[str]:
+        """The known words of a caption that `encode` averages (stopwords dropped unless nothing else is known)."""
+        known = [t for t in tokenize(text) if t in self]
+        return [t for t in known if t not in STOPWORDS] or known
 
     def encode_batch(self, texts: list[str]) -> np.ndarray:
         """Vectors for training captions, (N, D); a caption with no known word gets zeros."""

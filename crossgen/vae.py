@@ -30,6 +30,17 @@ class CVAEConfig:
     exemplars: int = 0  # training images whose latents serve as the prior at sampling (0 = none)
     exemplar_k: int = 4  # a prompt draws near one of its name's exemplars, else one of its k nearest (cosine)
     exemplar_sd: float = 0.5  # spread of z around the chosen exemplar's latent (times temperature)
+    text: str = "mean"  # "mean": one sentence vector (B, D); "words": max_words word vectors (B, max_words * D)
+    max_words: int = 12
+    styles: int = 0  # training artists with a learned style embedding (0: none)
+    style_dim: int = 16
+    style_names: list[str] = field(default_factory=list)  # the artists, in embedding order
+    cond_drop: float = 0.0  # training: share of examples whose text is the null condition
+    guidance: float = 1.0  # sampling: logits = uncond + guidance * (cond - uncond); 1 = the conditional decode
+
+    @property
+    def text_in(self) -> int:  # width of the text input
+        return self.text_dim * (self.max_words if self.text == "words" else 1)
 
     @property
     def bottom(self) -> int:  # spatial size after the encoder's stride-2 convolutions
@@ -97,7 +108,11 @@ class CVAE(nn.Module):
                                       nn.Linear(config.cond_dim, config.cond_dim))
         self.encoder = nn.Sequential(*[Down(c_in, c_out) for c_in, c_out in zip([config.in_channels] + ch[:-1], ch)])
         self.to_stats = nn.Linear(ch[-1] * b * b + config.cond_dim, 2 * z)
-        zc = z + config.cond_dim
+        if config.text not in ("mean", "words"):
+            raise ValueError(f"CVAEConfig.text must be 'mean' or 'words', not {config.text!r}")
+        self.null = nn.Parameter(torch.zeros(config.cond_dim)) if config.cond_drop > 0 or config.text == "words" else None
+        self.style = nn.Embedding(config.styles, config.style_dim) if config.styles else None
+        zc = z + config.cond_dim + (config.style_dim if config.styles else 0)
         self.from_latent = nn.Linear(zc, ch[-1] * b * b)
         rev = ch[::-1]
         self.decoder = nn.ModuleList([FiLMUp(c_in, c_out, zc) for c_in, c_out in zip(rev, rev[1:] + [rev[-1]])])
@@ -119,7 +134,23 @@ class CVAE(nn.Module):
         self.register_buffer("exemplar_z", z.float().to(device))  # (N, Z)
 
     def condition(self, text_vec: torch.Tensor) -> torch.Tensor:
-        return self.text_mlp(text_vec)  # (B, C)
+        """(B, text_in) -> (B, C). Words: the mean of each word's MLP output over the words present (rows of
+        zeros are padding); no word at all gives the null condition."""
+        if self.config.text == "mean":
+            return self.text_mlp(text_vec)  # (B, C)
+        words = text_vec.view(len(text_vec), self.config.max_words, self.config.text_dim)  # (B, T, D)
+        present = (words.abs().sum(-1) > 0).to(words.dtype)[..., None]  # (B, T, 1)
+        pooled = (self.text_mlp(words) * present).sum(1) / present.sum(1).clamp(min=1)  # (B, C)
+        return torch.where(present.sum(1) > 0, pooled, self.null.expand_as(pooled))
+
+    def styles_for(self, z: torch.Tensor) -> torch.Tensor | None:
+        """The artists of one request's n images, (n, Z) noise -> (n,) indices: from the first image's first
+        coordinate (through the normal CDF) on, one after the other, so n <= styles images have n different
+        artists and the same seed gives the same ones. None without style embeddings."""
+        if not self.config.styles:
+            return None
+        first = int(0.5 * (1 + math.erf(float(z[0, 0]) / math.sqrt(2))) * self.config.styles) % self.config.styles
+        return (first + torch.arange(len(z), device=z.device)) % self.config.styles
 
     def encode(self, image: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(image * 2 - 1).flatten(1)  # (B, ch[-1]*b*b)
@@ -160,27 +191,32 @@ class CVAE(nn.Module):
         pick = cand.gather(1, (u * count).long().clamp(max=count - 1)[:, None])[:, 0]  # (B,)
         return self.exemplar_z[pick] + self.config.exemplar_sd * eps
 
-    def decode(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """(B, Z), (B, C) -> (B, 3, H, W) logits."""
-        zc = torch.cat([z, cond], dim=1)  # (B, Z+C)
+    def decode(self, z: torch.Tensor, cond: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, Z), (B, C), artist indices (B,) when the model has styles -> (B, 3, H, W) logits."""
+        parts = [z, cond] + ([self.style(style)] if self.style is not None else [])
+        zc = torch.cat(parts, dim=1)  # (B, Z+C(+S))
         b = self.config.bottom
         h = F.silu(self.from_latent(zc)).view(len(z), -1, b, b)  # (B, ch[-1], b, b)
         for block in self.decoder:
             h = block(h, zc)
         return self.to_rgb(h)
 
-    def forward(self, image: torch.Tensor, text_vec: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
-        """Training pass: image (B, 3, H, W) in [0, 1], text_vec (B, D)."""
+    def forward(self, image: torch.Tensor, text_vec: torch.Tensor, generator: torch.Generator | None = None,
+                style: torch.Tensor | None = None) -> VAEOutput:
+        """Training pass: image (B, 3, H, W) in [0, 1], text_vec (B, text_in), style (B,) artist indices."""
         cond = self.condition(text_vec)
+        if self.training and self.config.cond_drop > 0:  # the null condition for a share of the batch
+            drop = torch.rand(len(cond), generator=generator, device=cond.device) < self.config.cond_drop
+            cond = torch.where(drop[:, None], self.null.expand_as(cond), cond)
         mu, logvar = self.encode(image, cond)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
         prior = self.prior(cond)
         if prior is None:
-            return VAEOutput(self.decode(z, cond), mu, logvar)
+            return VAEOutput(self.decode(z, cond, style), mu, logvar)
         # the text alone, through the prior mean, must draw the image too: it keeps the prompt in charge
-        prior_logits = self.decode(prior[0], cond) if self.config.prior_recon > 0 else None
-        return VAEOutput(self.decode(z, cond), mu, logvar, *prior, prior_logits)
+        prior_logits = self.decode(prior[0], cond, style) if self.config.prior_recon > 0 else None
+        return VAEOutput(self.decode(z, cond, style), mu, logvar, *prior, prior_logits)
 
     def loss(self, out: VAEOutput, image: torch.Tensor) -> VAELoss:
         """Per-image BCE summed over pixels + beta * KL(q(z|x,t) || p(z|t)) (+ prior_recon * BCE of the
@@ -206,22 +242,34 @@ class CVAE(nn.Module):
         same images on CPU and CUDA.
         """
         device = next(self.parameters()).device
-        text_vec = text_vec.reshape(-1, self.config.text_dim).to(device, torch.float32)
-        text_vec = text_vec.repeat_interleave(n, dim=0)  # (B*n, D)
+        text_vec = text_vec.reshape(-1, self.config.text_in).to(device, torch.float32)
+        text_vec = text_vec.repeat_interleave(n, dim=0)  # (B*n, text_in)
         gen_device = generator.device if generator is not None else "cpu"
         eps = torch.randn(len(text_vec), self.config.latent_dim, generator=generator, device=gen_device)
-        return self.draw((eps * temperature).to(device), text_vec)
+        eps = (eps * temperature).to(device)
+        styles = [self.styles_for(e) for e in eps.split(n)]
+        return self.draw(eps, text_vec, None if styles[0] is None else torch.cat(styles))
 
     @torch.inference_mode()
-    def draw(self, eps: torch.Tensor, text_vec: torch.Tensor) -> torch.Tensor:
-        """Images from standard-normal noise (B, Z) (already times the temperature) and text vectors (B, D):
-        the noise goes through the prior of the text, then the decoder. (B, 3, H, W) in [0, 1]."""
-        cond = self.condition(text_vec)  # (B, C)
-        return torch.sigmoid(self.decode(self.from_noise(eps, cond, text_vec), cond))
+    def draw(self, eps: torch.Tensor, text_vec: torch.Tensor, style: torch.Tensor | None = None,
+             cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Images from standard-normal noise (B, Z) (already times the temperature) and text inputs (B, text_in)
+        (or their conditions (B, C) given as `cond`): the noise goes through the prior of the text, then the
+        decoder, guided when config.guidance != 1; style: (B,) artist indices (`styles_for`, per request).
+        (B, 3, H, W) in [0, 1]."""
+        cond = self.condition(text_vec) if cond is None else cond  # (B, C)
+        z = self.from_noise(eps, cond, text_vec)
+        if self.config.styles and style is None:
+            style = self.styles_for(eps)
+        logits = self.decode(z, cond, style)
+        if self.config.guidance != 1.0 and self.null is not None:
+            uncond = self.decode(z, self.null.expand_as(cond), style)
+            logits = uncond + self.config.guidance * (logits - uncond)
+        return torch.sigmoid(logits)
 
     @torch.inference_mode()
-    def reconstruct(self, image: torch.Tensor, text_vec: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, image: torch.Tensor, text_vec: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """Posterior mean reconstruction, (B, 3, H, W) in [0, 1]."""
         cond = self.condition(text_vec)
         mu, _ = self.encode(image, cond)
-        return torch.sigmoid(self.decode(mu, cond))
+        return torch.sigmoid(self.decode(mu, cond, style))

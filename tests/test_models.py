@@ -218,3 +218,53 @@ def test_refine_latents_fits_the_image_and_leaves_the_decoder_alone():
     assert torch.equal(refine_latents(vae, x, cond, z0, steps=0, lr=0.1), z0)
     assert all(torch.equal(v, before[k]) for k, v in vae.state_dict().items())
     assert all(p.grad is None for p in vae.parameters())
+
+
+def words_vae(**kw) -> CVAE:
+    """A tiny VAE that reads 3 words apart, with 4 artists and guidance."""
+    cfg = dict(text_dim=16, cond_dim=16, latent_dim=4, channels=[4, 8], text="words", max_words=3, styles=4,
+               style_dim=3, cond_drop=0.5, guidance=2.0)
+    torch.manual_seed(0)
+    return CVAE(CVAEConfig(**{**cfg, **kw})).eval()
+
+
+def test_words_condition_is_the_mean_of_each_words_own_condition():
+    vae = words_vae()
+    a, b = torch.randn(16), torch.randn(16)
+    pad = torch.zeros(16)
+    ab = vae.condition(torch.cat([a, b, pad])[None])
+    ba = vae.condition(torch.cat([b, a, pad])[None])
+    each = (vae.condition(torch.cat([a, pad, pad])[None]) + vae.condition(torch.cat([b, pad, pad])[None])) / 2
+    assert torch.allclose(ab, ba, atol=1e-6) and torch.allclose(ab, each, atol=1e-6)  # padding is no word
+    assert torch.equal(vae.condition(torch.zeros(1, 48)), vae.null[None])  # no word at all: the null condition
+
+
+def test_styles_of_one_request_are_all_different_then_cycle():
+    vae = words_vae()
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(3))
+    s = vae.styles_for(z)
+    assert len(set(s[:4].tolist())) == 4 and torch.equal(s[4:], s[:2])  # 4 artists, then again
+    assert torch.equal(vae.styles_for(z), s) and words_vae(styles=0).styles_for(z) is None
+
+
+def test_words_vae_trains_samples_and_guidance_changes_the_images():
+    vae = words_vae().train()
+    x, t = torch.rand(4, 3, 64, 64), torch.randn(4, 48)
+    out = vae(x, t, generator=torch.Generator().manual_seed(0), style=torch.tensor([0, 1, 2, 3]))
+    vae.loss(out, x).loss.backward()
+    assert vae.null.grad is not None and vae.style.weight.grad is not None  # the null condition was trained
+    vae.eval()
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    a, b = vae.sample(t[:2], n=3, generator=g()), vae.sample(t[:2], n=3, generator=g())
+    assert a.shape == (6, 3, 64, 64) and torch.equal(a, b)
+    vae.config.guidance = 1.0
+    assert not torch.allclose(vae.sample(t[:2], n=3, generator=g()), a)
+
+
+def test_words_vae_round_trip(tmp_path):
+    vae = words_vae()
+    save_model(tmp_path, "vae", vae)
+    vae2, _ = load_model(tmp_path, "vae", CVAE, CVAEConfig)
+    t = torch.randn(2, 48)
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    assert vae2.config == vae.config and torch.equal(vae.sample(t, n=2, generator=g()), vae2.sample(t, n=2, generator=g()))

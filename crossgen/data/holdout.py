@@ -27,7 +27,8 @@ other four tones, every tone stays on the other concepts.
 
 **prompts no emoji draws.** ``UNDRAWN``: 42 "<colour> <object>" prompts, two off-nature colours for each of 21
 objects that are concepts of their own (or, for "apple", the object of "red apple" and "green apple"); no emoji is
-named so. They are kept out of training like the hold-out (no augmented caption may name them).
+named so. They are kept out of training like the hold-out (no augmented caption may name them), as are the 20 of
+``VALIDATION_UNDRAWN`` on other objects, which choose the generator's design (UNDRAWN only reports it).
 
 ``object_of`` is the object of any name: its tone phrase and its leading colour word taken out, so every colour
 and tone of one thing share it ("purple heart" and "red heart" -> "heart"; "thumbs up dark skin tone" -> "thumbs
@@ -63,6 +64,13 @@ UNDRAWN = tuple((colour, obj) for obj, colours in (
     ("cactus", "red blue"), ("lemon", "blue red"), ("mushroom", "blue green"), ("crab", "green blue"),
     ("grapes", "yellow blue"), ("ghost", "green red"), ("taxi", "pink green"), ("octopus", "green blue"),
     ("tiger face", "blue pink")) for colour in colours.split())
+# Twenty more, on other objects, for choosing the generator's design on validation (UNDRAWN is for reporting).
+VALIDATION_UNDRAWN = tuple((colour, obj) for obj, colour in (
+    ("rabbit face", "green"), ("cow face", "purple"), ("horse face", "blue"), ("mouse face", "orange"),
+    ("bear", "pink"), ("penguin", "red"), ("snail", "blue"), ("butterfly", "red"), ("rose", "blue"),
+    ("sunflower", "purple"), ("pear", "red"), ("peach", "green"), ("cherries", "blue"), ("watermelon", "purple"),
+    ("pineapple", "pink"), ("hamburger", "blue"), ("rocket", "green"), ("bus", "purple"), ("snowman", "red"),
+    ("elephant", "yellow")))
 
 
 def object_of(name: str) -> str:

@@ -17,6 +17,7 @@ import torch
 
 from ..checkpoint import load_json, write_manifest
 from ..cli import run
+from ..data.holdout import held_out_ids
 from ..data.sources import SOURCES
 from ..device import get_device
 from ..errors import UsageError
@@ -85,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prior-recon", type=float, help="vae: weight of the prior-mean reconstruction (learned prior)")
     p.add_argument("--refine-steps", type=int, help="vae, exemplars: Adam steps fitting each exemplar's latent (0: means)")
     p.add_argument("--refine-lr", type=float, help="vae, exemplars: their learning rate")
+    p.add_argument("--holdout", action="store_true", default=None,
+                   help="word2vec, vae: leave out the compositional hold-out (crossgen/data/holdout.json)")
+    p.add_argument("--words", action="store_true", default=None, help="vae: read the prompt's words apart")
+    p.add_argument("--styles", action="store_true", default=None, help="vae: one learned embedding per artist")
+    p.add_argument("--cond-drop", type=float, help="vae: share of examples trained with the null condition")
+    p.add_argument("--guidance", type=float, help="vae: classifier-free guidance weight at sampling")
+    p.add_argument("--colour-aug", type=float, help="vae: share of drawings repainted and captioned in another colour")
+    p.add_argument("--no-exemplars", dest="exemplars", action="store_false", default=None,
+                   help="vae: no exemplar table after training (sample from the prior)")
     x = p.add_argument_group("external sets (--data coco|flickr30k|flickr8k|folder)")
     dc = DataConfig()
     x.add_argument("--root", help="where the set is on disk")
@@ -143,11 +153,13 @@ def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: tor
     """One stage on the emoji set, through the same training functions as the external sets."""
     d, common, limit = Dist(device=device), dict(work=args.work, resume=args.resume), args.limit
     if stage == "word2vec":
-        return train_word2vec(caption_sentences(args.data), out, cfg, args.wordnet, repeat=CAPTION_REPEAT)
+        exclude = held_out_ids() if args.holdout else set()
+        return {**train_word2vec(caption_sentences(args.data, exclude), out, cfg, args.wordnet, repeat=CAPTION_REPEAT),
+                "holdout": bool(args.holdout)}
     if stage == "features":
         return train_features(EmojiFeatureData(args.data, device, cfg, limit, init=args.init), out, d, cfg, **common)
     if stage == "vae":
-        best = train_vae(EmojiVAEData(args.data, out, device, cfg.batch_size, limit), out, d, cfg, **common)
+        best = train_vae(EmojiVAEData(args.data, out, device, cfg.batch_size, limit, cfg), out, d, cfg, **common)
         return {**best, "exemplars": finish_emoji_vae(args.data, out, device, cfg, limit)}
     if stage == "exemplars":
         return add_exemplars(args.data, out, device, limit, cfg.refine_steps, cfg.refine_lr)

@@ -38,6 +38,13 @@ def load_split(data: str | Path, split: str | list[str], concepts: dict[str, int
     return Split(records, images, labels)
 
 
+def without(split: Split, ids: set[str]) -> Split:
+    """The split with the records of these concept ids left out (the compositional hold-out)."""
+    keep = [i for i, r in enumerate(split.records) if r["id"] not in ids]
+    idx = torch.tensor(keep, dtype=torch.long)
+    return Split([split.records[i] for i in keep], split.images[idx], split.labels[idx])
+
+
 def concept_index(records: list[dict]) -> dict[str, int]:
     """Concept id -> class index, in sorted id order (stable across runs)."""
     return {cid: i for i, cid in enumerate(sorted({r["id"] for r in records}))}

@@ -15,10 +15,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..checkpoint import WORD_VECTORS, load_model, save_model
+from ..colour import COLOURS, recolour
+from ..data.holdout import TONE_PHRASE, UNDRAWN, VALIDATION_UNDRAWN, held_out_ids, load_holdout, object_of
 from ..preprocess import to_pil
-from ..text_encoder import TextEncoder
+from ..text_encoder import MAX_WORDS, TextEncoder
 from ..vae import CVAE, CVAEConfig
-from .dataset import load_split
+from .dataset import load_split, without
 from .distributed import Dist, Precision, all_sum, wrap
 from .loop import run_epochs, seed_everything
 from .streaming import DataConfig, loader, to_float
@@ -38,31 +40,62 @@ class VAETrainConfig:
     # exemplar latents: Adam steps on each training image's reconstruction from its posterior mean (0: the means)
     refine_steps: int = 30
     refine_lr: float = 0.1
+    exemplars: bool = True  # emoji set: store the training latents as the sampling prior after training
+    # composition (CVAEConfig.text / styles / cond_drop / guidance): the words apart, one embedding per artist
+    words: bool = False
+    styles: bool = False
+    cond_drop: float = 0.0
+    guidance: float = 1.0
+    colour_aug: float = 0.0  # emoji set: share of the drawings repainted in another colour, named so
+    holdout: bool = False  # emoji set: leave the compositional hold-out (crossgen/data/holdout.json) out
 
 
 class CaptionVectors:
-    """Every caption of every record as a Word2Vec sentence vector; draws one caption per record."""
+    """Every caption of every record as the VAE's text input: a Word2Vec sentence vector (D,), or with
+    words=True its word vectors (MAX_WORDS * D,), kept as word indices and looked up per batch. Draws one
+    caption per record."""
 
-    def __init__(self, records: list[dict], encoder: TextEncoder):
+    def __init__(self, records: list[dict], encoder: TextEncoder, words: bool = False):
         caps = [r["captions"] or [r["name"]] for r in records]
         self.offsets = torch.tensor(np.cumsum([0] + [len(c) for c in caps]))  # (N+1,)
-        self.vectors = torch.from_numpy(encoder.encode_batch([c for cs in caps for c in cs]))  # (sum, D)
+        texts = [c for cs in caps for c in cs]
+        self.encoder, self.words = encoder, words
+        if words:
+            self.ids = torch.stack([self.word_ids(t) for t in texts])  # (sum, T), -1 = no word
+            self.table = F.normalize(torch.from_numpy(encoder.wv.vectors.astype(np.float32)), dim=1)  # (V, D)
+        else:
+            self.vectors = torch.from_numpy(encoder.encode_batch(texts))  # (sum, D)
+
+    def word_ids(self, text: str) -> torch.Tensor:
+        """(MAX_WORDS,) indices of a caption's content words in the word vectors, -1 padded."""
+        ids = [self.encoder.wv.key_to_index[w] for w in self.encoder.content_words(text)][:MAX_WORDS]
+        return torch.tensor(ids + [-1] * (MAX_WORDS - len(ids)), dtype=torch.long)
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) word indices -> (B, T * D) word vectors, zeros where there is no word."""
+        vecs = self.table[ids.clamp(min=0)] * (ids >= 0)[..., None]  # (B, T, D)
+        return vecs.flatten(1)
+
+    def rows(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.lookup(self.ids[rows]) if self.words else self.vectors[rows]
 
     def names(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.vectors[self.offsets[idx]]  # the first caption is the name
+        return self.rows(self.offsets[idx])  # the first caption is the name
 
     def draw(self, idx: torch.Tensor, g: torch.Generator, p_name: float = 0.5) -> torch.Tensor:
         lo, hi = self.offsets[idx], self.offsets[idx + 1]
         pick = lo + (torch.rand(len(idx), generator=g) * (hi - lo)).long()
         use_name = torch.rand(len(idx), generator=g) < p_name
-        return self.vectors[torch.where(use_name, lo, pick)]
+        return self.rows(torch.where(use_name, lo, pick))
 
 
-def preview(model: CVAE, encoder: TextEncoder, logs: Path, prompts: tuple[str, ...] = ("red apple", "dog")) -> None:
+def preview(model: CVAE, encoder: TextEncoder, logs: Path,
+            prompts: tuple[str, ...] = ("red apple", "dog", "blue apple")) -> None:
     """A quick look at what the model draws: 8 samples per prompt as `<logs>/vae_<prompt>.png`."""
     for prompt in prompts:
         try:
-            v = torch.from_numpy(encoder.encode(prompt).vector)
+            e = encoder.encode(prompt)
+            v = torch.from_numpy(e.words.reshape(-1) if model.config.text == "words" else e.vector)
         except ValueError:  # a word the (tiny) vocabulary lacks
             continue
         ims = to_pil(model.sample(v, n=8, generator=torch.Generator().manual_seed(0)))
@@ -133,8 +166,11 @@ def train_vae(source: VAEData, out: str | Path, d: Dist, cfg: VAETrainConfig, wo
     when `d` is distributed); the best validation epoch is saved as `<out>/vae.safetensors` with a preview
     sheet in `<out>/logs`. Returns the best epoch's row."""
     g = seed_everything(cfg.seed)
+    styles = list(getattr(source, "style_names", [])) if cfg.styles else []
     model = CVAE(CVAEConfig(image_size=source.image_size, text_dim=source.encoder.dim, latent_dim=cfg.latent_dim,
-                            beta=cfg.beta, prior=cfg.prior, prior_recon=cfg.prior_recon)).to(d.device)
+                            beta=cfg.beta, prior=cfg.prior, prior_recon=cfg.prior_recon,
+                            text="words" if cfg.words else "mean", max_words=MAX_WORDS, styles=len(styles),
+                            style_names=styles, cond_drop=cfg.cond_drop, guidance=cfg.guidance)).to(d.device)
     net = wrap(model, d)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.epochs * source.steps(), 1),
@@ -145,10 +181,10 @@ def train_vae(source: VAEData, out: str | Path, d: Dist, cfg: VAETrainConfig, wo
     def train_epoch(epoch: int) -> dict:
         model.config.beta = cfg.beta * min(1.0, epoch / max(cfg.kl_warmup, 1))
         tot = rec = kl = n = 0.0
-        for x, text in tqdm(source.batches(epoch, g), total=source.steps(), desc=f"vae {epoch}/{cfg.epochs}",
-                            leave=False, disable=not d.main):
-            with prec.autocast():
-                o = net(x, text, generator=noise)  # x (B, 3, H, W), text (B, D)
+        for x, text, *style in tqdm(source.batches(epoch, g), total=source.steps(), desc=f"vae {epoch}/{cfg.epochs}",
+                                    leave=False, disable=not d.main):
+            with prec.autocast():  # x (B, 3, H, W), text (B, text_in), style: [(B,) artist indices] with styles
+                o = net(x, text, generator=noise, style=style[0] if style else None)
             losses = model.loss(o._replace(logits=o.logits.float()), x)
             prec.step(losses.loss, opt, model.parameters(), clip=5.0)
             sched.step()
@@ -172,7 +208,7 @@ def finish_emoji_vae(data: str | Path, out: str | Path, device: torch.device, cf
                      limit: int | None = None) -> dict:
     """What follows `train_vae` on the emoji set: the exemplar table (`add_exemplars`) and a preview of the VAE
     as shipped. Returns the exemplar summary."""
-    exemplars = add_exemplars(data, out, device, limit, cfg.refine_steps, cfg.refine_lr)
+    exemplars = add_exemplars(data, out, device, limit, cfg.refine_steps, cfg.refine_lr) if cfg.exemplars else {}
     encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
     preview(load_model(out, "vae", CVAE, CVAEConfig, device)[0], encoder, Path(out) / "logs")
     return exemplars
@@ -184,8 +220,8 @@ def evaluate(model: CVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], 
     noise seed; summed over ranks."""
     recon = kl = prior_recon = n = 0.0
     g = torch.Generator(d.device.type).manual_seed(0)
-    for x, text in batches:
-        losses = model.loss(model(x, text, generator=g), x)
+    for x, text, *style in batches:
+        losses = model.loss(model(x, text, generator=g, style=style[0] if style else None), x)
         b = len(x)
         recon, kl, n = recon + losses.recon.item() * b, kl + losses.kl.item() * b, n + b
         prior_recon += 0.0 if losses.prior_recon is None else losses.prior_recon.item() * b
@@ -205,32 +241,79 @@ class VAEData(Protocol):
     def meta(self, row: dict, cfg: VAETrainConfig) -> dict: ...  # the checkpoint's "train" field
 
 
+class ColourCaptions:
+    """Colour augmentation with captions that say it: a drawing repainted in another colour (`colour.recolour`)
+    is captioned "<colour> <object>", so every colour word is seen on many objects, not only on the hearts,
+    circles and books that emoji name by colour. People, flags and toned names are never repainted, and no
+    pair of the compositional hold-out or of the prompts no emoji draws (`holdout.UNDRAWN`, and the validation
+    ones) is ever made."""
+
+    SKIP = ("People & Body", "Flags", "Component")
+
+    def __init__(self, records: list[dict], vecs: CaptionVectors, share: float):
+        banned = set(UNDRAWN) | set(VALIDATION_UNDRAWN) | {(h["colour"], h["object"]) for h in load_holdout()["colour_object"]["held_out"]}
+        self.vecs, self.share = vecs, share
+        self.objects = [None if r.get("category") in self.SKIP or TONE_PHRASE.search(r["name"])
+                        else object_of(r["name"]) for r in records]
+        self.colours = {o: [c for c in COLOURS if (c, o) not in banned] for o in set(self.objects) if o}
+        self._ids: dict[str, torch.Tensor] = {}
+
+    def __call__(self, x: torch.Tensor, text: torch.Tensor, idx: torch.Tensor, g: torch.Generator) -> None:
+        """Repaint a share of the batch in place: x (B, 3, H, W) in [0, 1], text (B, text_in), idx (B,) records."""
+        pick = (torch.rand(len(idx), generator=g) < self.share).nonzero()[:, 0].tolist()
+        for i in pick:
+            obj = self.objects[int(idx[i])]
+            if not obj or not self.colours[obj]:
+                continue
+            colour = self.colours[obj][int(torch.randint(len(self.colours[obj]), (1,), generator=g))]
+            caption = f"{colour} {obj}"
+            if caption not in self._ids:
+                self._ids[caption] = self.vecs.word_ids(caption)
+            x[i] = recolour(x[i], colour)
+            text[i] = self.vecs.lookup(self._ids[caption][None])[0].to(text.device)
+
+
 class EmojiVAEData:
     """The built emoji set in memory: each training image with one of its captions, drawn anew each epoch (the
-    name half of the time); validation images with their names."""
+    name half of the time), with its artist's index; validation images with their names. With the
+    compositional hold-out out (cfg.holdout), the words apart (cfg.words) and colour captions (cfg.colour_aug)."""
     image_size = CVAEConfig.image_size
 
     def __init__(self, data: str | Path, out: str | Path, device: torch.device, batch_size: int,
-                 limit: int | None = None):
+                 limit: int | None = None, cfg: VAETrainConfig | None = None):
+        cfg = cfg or VAETrainConfig()
         self.encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
         self.train, self.val = load_split(data, "train", limit=limit), load_split(data, "val", limit=limit)
-        self.train_vecs = CaptionVectors(self.train.records, self.encoder)
-        self.val_vecs = CaptionVectors(self.val.records, self.encoder)
-        self.device, self.batch_size = device, batch_size
+        if cfg.holdout:
+            self.train, self.val = without(self.train, held_out_ids()), without(self.val, held_out_ids())
+        self.style_names = sorted({r["style"] for r in self.train.records})
+        self.train_vecs = CaptionVectors(self.train.records, self.encoder, cfg.words)
+        self.val_vecs = CaptionVectors(self.val.records, self.encoder, cfg.words)
+        self.colour = ColourCaptions(self.train.records, self.train_vecs, cfg.colour_aug) if cfg.colour_aug else None
+        self.device, self.batch_size, self.with_style = device, batch_size, cfg.styles
 
     def steps(self) -> int:
         return (len(self.train) + self.batch_size - 1) // self.batch_size
 
-    def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _style(self, split, idx: torch.Tensor) -> list[torch.Tensor]:
+        if not self.with_style:
+            return []
+        index = {s: i for i, s in enumerate(self.style_names)}
+        return [torch.tensor([index.get(split.records[int(i)]["style"], 0) for i in idx], device=self.device)]
+
+    def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
         perm = torch.randperm(len(self.train), generator=g)
         for i in range(0, len(perm), self.batch_size):
             idx = perm[i:i + self.batch_size]
-            yield self.train.batch(idx, self.device), self.train_vecs.draw(idx, g).to(self.device)
+            x, text = self.train.batch(idx, "cpu"), self.train_vecs.draw(idx, g)
+            if self.colour is not None:
+                self.colour(x, text, idx, g)
+            yield x.to(self.device), text.to(self.device), *self._style(self.train, idx)
 
-    def val_batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def val_batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, ...]]:
         for i in range(0, len(self.val), batch_size):
             idx = torch.arange(i, min(i + batch_size, len(self.val)))
-            yield self.val.batch(idx, self.device), self.val_vecs.names(idx).to(self.device)
+            yield self.val.batch(idx, self.device), self.val_vecs.names(idx).to(self.device), *self._style(self.val, idx)
 
     def meta(self, row: dict, cfg: VAETrainConfig) -> dict:
         return {"epoch": row["epoch"], "val_loss": row["val_loss"], "config": asdict(cfg)}

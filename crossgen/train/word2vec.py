@@ -34,11 +34,12 @@ def wordnet_sentences(root: Path = WORDNET) -> list[list[str]]:
     return [s for s in sents if s]
 
 
-def caption_sentences(data: str | Path) -> list[list[str]]:
-    """Every caption of every training/validation record of the built emoji set, the name first."""
+def caption_sentences(data: str | Path, exclude: set[str] = frozenset()) -> list[list[str]]:
+    """Every caption of every training/validation record of the built emoji set, the name first; records of the
+    concept ids in `exclude` (the compositional hold-out) left out."""
     sents = []
     for r in load_records(data):
-        if r["split"] == "test":
+        if r["split"] == "test" or r["id"] in exclude:
             continue
         for c in dict.fromkeys([r["name"], *r["captions"], " ".join(r.get("keywords", []))]):
             sents.append(tokenize(c))
