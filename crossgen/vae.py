@@ -202,13 +202,15 @@ class CVAE(nn.Module):
         return self.to_rgb(h)
 
     def forward(self, image: torch.Tensor, text_vec: torch.Tensor, generator: torch.Generator | None = None,
-                style: torch.Tensor | None = None) -> VAEOutput:
-        """Training pass: image (B, 3, H, W) in [0, 1], text_vec (B, text_in), style (B,) artist indices."""
+                style: torch.Tensor | None = None, reference: torch.Tensor | None = None) -> VAEOutput:
+        """Training pass: image (B, 3, H, W) in [0, 1], text_vec (B, text_in), style (B,) artist indices.
+        reference (B, 3, H, W): when given, z is inferred from it instead of the image, e.g. another drawing by the
+        same artist, so that z can carry the artist's style but not what the image shows: the text has to."""
         cond = self.condition(text_vec)
         if self.training and self.config.cond_drop > 0:  # the null condition for a share of the batch
             drop = torch.rand(len(cond), generator=generator, device=cond.device) < self.config.cond_drop
             cond = torch.where(drop[:, None], self.null.expand_as(cond), cond)
-        mu, logvar = self.encode(image, cond)
+        mu, logvar = self.encode(image if reference is None else reference, cond)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
         prior = self.prior(cond)

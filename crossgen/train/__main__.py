@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="word2vec, vae: leave out the compositional hold-out (crossgen/data/holdout.json)")
     p.add_argument("--words", action="store_true", default=None, help="vae: read the prompt's words apart")
     p.add_argument("--styles", action="store_true", default=None, help="vae: one learned embedding per artist")
+    p.add_argument("--reference", action="store_true", default=None,
+                   help="vae: infer z from another drawing by the same artist (needs --styles)")
     p.add_argument("--cond-drop", type=float, help="vae: share of examples trained with the null condition")
     p.add_argument("--guidance", type=float, help="vae: classifier-free guidance weight at sampling")
     p.add_argument("--colour-aug", type=float, help="vae: share of drawings repainted and captioned in another colour")

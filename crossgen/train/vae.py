@@ -48,6 +48,7 @@ class VAETrainConfig:
     guidance: float = 1.0
     colour_aug: float = 0.0  # emoji set: share of the drawings repainted in another colour, named so
     holdout: bool = False  # emoji set: leave the compositional hold-out (crossgen/data/holdout.json) out
+    reference: bool = False  # emoji set: infer z from another drawing by the same artist (style only, no content)
 
 
 class CaptionVectors:
@@ -181,10 +182,10 @@ def train_vae(source: VAEData, out: str | Path, d: Dist, cfg: VAETrainConfig, wo
     def train_epoch(epoch: int) -> dict:
         model.config.beta = cfg.beta * min(1.0, epoch / max(cfg.kl_warmup, 1))
         tot = rec = kl = n = 0.0
-        for x, text, *style in tqdm(source.batches(epoch, g), total=source.steps(), desc=f"vae {epoch}/{cfg.epochs}",
+        for x, text, *extra in tqdm(source.batches(epoch, g), total=source.steps(), desc=f"vae {epoch}/{cfg.epochs}",
                                     leave=False, disable=not d.main):
-            with prec.autocast():  # x (B, 3, H, W), text (B, text_in), style: [(B,) artist indices] with styles
-                o = net(x, text, generator=noise, style=style[0] if style else None)
+            with prec.autocast():  # x (B, 3, H, W), text (B, text_in); extra: artist indices (B,), a reference drawing
+                o = net(x, text, generator=noise, **extras(extra))
             losses = model.loss(o._replace(logits=o.logits.float()), x)
             prec.step(losses.loss, opt, model.parameters(), clip=5.0)
             sched.step()
@@ -214,14 +215,19 @@ def finish_emoji_vae(data: str | Path, out: str | Path, device: torch.device, cf
     return exemplars
 
 
+def extras(extra: list[torch.Tensor]) -> dict:
+    """What a reader yields after (images, texts): nothing, or the artists (B,), and then reference drawings."""
+    return dict(zip(("style", "reference"), extra))
+
+
 @torch.inference_mode()
 def evaluate(model: CVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], d: Dist) -> dict:
     """Validation losses per image over (image (B, 3, H, W), caption vector (B, D)) batches, with a fixed
     noise seed; summed over ranks."""
     recon = kl = prior_recon = n = 0.0
     g = torch.Generator(d.device.type).manual_seed(0)
-    for x, text, *style in batches:
-        losses = model.loss(model(x, text, generator=g, style=style[0] if style else None), x)
+    for x, text, *extra in batches:
+        losses = model.loss(model(x, text, generator=g, **extras(extra)), x)
         b = len(x)
         recon, kl, n = recon + losses.recon.item() * b, kl + losses.kl.item() * b, n + b
         prior_recon += 0.0 if losses.prior_recon is None else losses.prior_recon.item() * b
@@ -290,16 +296,31 @@ class EmojiVAEData:
         self.train_vecs = CaptionVectors(self.train.records, self.encoder, cfg.words)
         self.val_vecs = CaptionVectors(self.val.records, self.encoder, cfg.words)
         self.colour = ColourCaptions(self.train.records, self.train_vecs, cfg.colour_aug) if cfg.colour_aug else None
-        self.device, self.batch_size, self.with_style = device, batch_size, cfg.styles
+        self.device, self.batch_size, self.with_style = device, batch_size, cfg.styles or cfg.reference
+        self.reference = cfg.reference
+        by_style: dict[str, list[int]] = {}
+        for i, r in enumerate(self.train.records):
+            by_style.setdefault(r["style"], []).append(i)
+        self.by_style = {s: torch.tensor(v) for s, v in by_style.items()}
+        self.everyone = torch.arange(len(self.train))
 
     def steps(self) -> int:
         return (len(self.train) + self.batch_size - 1) // self.batch_size
 
-    def _style(self, split, idx: torch.Tensor) -> list[torch.Tensor]:
+    def _style(self, split, idx: torch.Tensor, g: torch.Generator | None = None) -> list[torch.Tensor]:
+        """[artist indices (B,)] with styles (else []), then [reference drawings (B, 3, H, W)] with cfg.reference:
+        for each image another training drawing by its artist, at random (a fixed seed for validation)."""
         if not self.with_style:
             return []
         index = {s: i for i, s in enumerate(self.style_names)}
-        return [torch.tensor([index.get(split.records[int(i)]["style"], 0) for i in idx], device=self.device)]
+        styles = [split.records[int(i)]["style"] for i in idx]
+        out = [torch.tensor([index.get(s, 0) for s in styles], device=self.device)]
+        if self.reference:
+            g = g or torch.Generator().manual_seed(0)
+            pools = [self.by_style.get(s, self.everyone) for s in styles]  # an artist with no training drawing: anyone's
+            pick = [p[int(torch.randint(len(p), (1,), generator=g))] for p in pools]
+            out.append(self.train.batch(torch.stack(pick), self.device))
+        return out
 
     def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
         perm = torch.randperm(len(self.train), generator=g)
@@ -308,7 +329,7 @@ class EmojiVAEData:
             x, text = self.train.batch(idx, "cpu"), self.train_vecs.draw(idx, g)
             if self.colour is not None:
                 self.colour(x, text, idx, g)
-            yield x.to(self.device), text.to(self.device), *self._style(self.train, idx)
+            yield x.to(self.device), text.to(self.device), *self._style(self.train, idx, g)
 
     def val_batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, ...]]:
         for i in range(0, len(self.val), batch_size):
