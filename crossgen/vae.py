@@ -144,13 +144,26 @@ class CVAE(nn.Module):
         return torch.where(present.sum(1) > 0, pooled, self.null.expand_as(pooled))
 
     def styles_for(self, z: torch.Tensor) -> torch.Tensor | None:
-        """The artists of one request's n images, (n, Z) noise -> (n,) indices: from the first image's first
-        coordinate (through the normal CDF) on, one after the other, so n <= styles images have n different
-        artists and the same seed gives the same ones. None without style embeddings."""
+        """The artists of one request's n images, (n, Z) noise -> (n,) positions among the S artists: from the
+        first image's first coordinate (through the normal CDF) on, one after the other, so n <= S images have n
+        different artists; the next S fall halfway between two neighbouring artists (a blend of their styles), the
+        next S a quarter of the way, and so on. The same seed gives the same ones. None without style embeddings."""
         if not self.config.styles:
             return None
-        first = int(0.5 * (1 + math.erf(float(z[0, 0]) / math.sqrt(2))) * self.config.styles) % self.config.styles
-        return (first + torch.arange(len(z), device=z.device)) % self.config.styles
+        s = self.config.styles
+        first = int(0.5 * (1 + math.erf(float(z[0, 0]) / math.sqrt(2))) * s) % s
+        j = torch.arange(len(z), device=z.device)
+        cycle = j // s
+        offset = torch.where(cycle > 0, 0.5 ** (cycle - 1).clamp(max=20).float() * 0.5, torch.zeros(len(z), device=z.device))
+        return ((first + j % s) + offset) % s  # (n,) float
+
+    def style_vector(self, style: torch.Tensor) -> torch.Tensor:
+        """(B,) artist indices (long) or positions (float, `styles_for`: between artist i and i + 1) -> (B, S)."""
+        if not style.is_floating_point():
+            return self.style(style)
+        low = style.floor().long() % self.config.styles
+        frac = (style - style.floor())[:, None]
+        return (1 - frac) * self.style(low) + frac * self.style((low + 1) % self.config.styles)
 
     def encode(self, image: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(image * 2 - 1).flatten(1)  # (B, ch[-1]*b*b)
@@ -193,7 +206,7 @@ class CVAE(nn.Module):
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """(B, Z), (B, C), artist indices (B,) when the model has styles -> (B, 3, H, W) logits."""
-        parts = [z, cond] + ([self.style(style)] if self.style is not None else [])
+        parts = [z, cond] + ([self.style_vector(style)] if self.style is not None else [])
         zc = torch.cat(parts, dim=1)  # (B, Z+C(+S))
         b = self.config.bottom
         h = F.silu(self.from_latent(zc)).view(len(z), -1, b, b)  # (B, ch[-1], b, b)

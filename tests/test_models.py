@@ -243,8 +243,12 @@ def test_styles_of_one_request_are_all_different_then_cycle():
     vae = words_vae()
     z = torch.randn(6, 4, generator=torch.Generator().manual_seed(3))
     s = vae.styles_for(z)
-    assert len(set(s[:4].tolist())) == 4 and torch.equal(s[4:], s[:2])  # 4 artists, then again
+    assert len(set(s[:4].tolist())) == 4 and s[:4].tolist() == [int(v) for v in s[:4]]  # 4 artists
+    assert torch.equal(s[4:], (s[:2] + 0.5) % 4)  # then halfway between neighbours
     assert torch.equal(vae.styles_for(z), s) and words_vae(styles=0).styles_for(z) is None
+    half = vae.style_vector(torch.tensor([1.5]))
+    assert torch.allclose(half, (vae.style.weight[1] + vae.style.weight[2])[None] / 2)
+    assert torch.equal(vae.style_vector(torch.tensor([3])), vae.style.weight[3:4])
 
 
 def test_words_vae_trains_samples_and_guidance_changes_the_images():
