@@ -98,15 +98,17 @@ def pil_to_uint8(images: list[Image.Image]) -> torch.Tensor:
     return torch.from_numpy(np.stack([np.asarray(im.convert("RGB").resize((64, 64))) for im in images])).permute(0, 3, 1, 2)
 
 
+def draw(pipe: Pipeline, prompt: str, n: int, seed: int, temperature: float = 1.0) -> torch.Tensor | None:
+    """n images of a prompt from the pipeline as uint8 (n, 3, 64, 64); None when its words are unknown."""
+    try:
+        return pil_to_uint8(pipe.text_to_image(prompt, n=n, seed=prompt_seed(prompt, seed), temperature=temperature))
+    except InvalidPromptError:
+        return None
+
+
 def generated(pipe: Pipeline, items: list[Item], cfg: CompositionConfig) -> list[torch.Tensor | None]:
     """Each prompt's images from the pipeline (None when its words are unknown)."""
-    out = []
-    for it in items:
-        try:
-            out.append(pil_to_uint8(pipe.text_to_image(it.prompt, n=cfg.images_per_prompt, seed=prompt_seed(it.prompt, cfg.seed))))
-        except InvalidPromptError:
-            out.append(None)
-    return out
+    return [draw(pipe, it.prompt, cfg.images_per_prompt, cfg.seed) for it in items]
 
 
 class Retrieval:
@@ -224,22 +226,21 @@ def min_pairwise(images: torch.Tensor) -> float:
 
 
 def diversity(pipe: Pipeline, prompts: list[str], cfg: CompositionConfig) -> dict:
-    """Per n and temperature, over the prompts: min, median of each request's smallest pairwise distance, and the
-    share of requests with none below cfg.min_distance; determinism: the same prompt and seed twice."""
+    """Per n and temperature, over the first cfg.diversity_prompts prompts with known words: min and median of each
+    request's smallest pairwise distance, and the share of requests with none below cfg.min_distance; determinism:
+    the same prompt and seed twice."""
+    known = (p for p in prompts if draw(pipe, p, 1, cfg.seed) is not None)  # words known, in order
+    prompts = [p for _, p in zip(range(cfg.diversity_prompts), known)]
     out: dict = {"prompts": len(prompts), "threshold": cfg.min_distance, "requests": {}}
     same = []
     for n in cfg.diversity_sizes:
         for t in cfg.temperatures:
-            mins = []
-            for p in prompts:
-                mins.append(min_pairwise(pil_to_uint8(pipe.text_to_image(p, n=n, seed=prompt_seed(p, cfg.seed), temperature=t))))
+            mins = [min_pairwise(draw(pipe, p, n, cfg.seed, t)) for p in prompts]
             out["requests"][f"n{n}_t{t}"] = {"min": float(np.min(mins)) if mins else None,
                                             "median": float(np.median(mins)) if mins else None,
                                             "share_ok": float(np.mean([m >= cfg.min_distance for m in mins])) if mins else None}
     for p in prompts[:5]:
-        a = pil_to_uint8(pipe.text_to_image(p, n=4, seed=prompt_seed(p, cfg.seed)))
-        b = pil_to_uint8(pipe.text_to_image(p, n=4, seed=prompt_seed(p, cfg.seed)))
-        same.append(bool(torch.equal(a, b)))
+        same.append(bool(torch.equal(draw(pipe, p, 4, cfg.seed), draw(pipe, p, 4, cfg.seed))))
     out["deterministic"] = all(same) if same else None
     return out
 
@@ -285,7 +286,7 @@ def composition(pipe: Pipeline, evaluator: Evaluator, objects: ObjectReader | No
     seen = [it.prompt for g in ("seen_colour", "seen_tone") for it in groups[g]]
     held = held_out_ids()  # then other training names, to reach cfg.diversity_prompts
     extra = sorted({normalize_text(r["name"]) for r in train.records if r["id"] not in held} - set(seen))
-    section["diversity"] = diversity(pipe, (seen + extra)[:cfg.diversity_prompts], cfg)
+    section["diversity"] = diversity(pipe, seen + extra, cfg)
     if test is not None and nbest is not None:
         section["image_to_text"] = captions_by_group(test, nbest, groups)
     section["readers"] = {"colour": "crossgen.colour.read_colour (dominant foreground hue; light blue counts as blue)",
