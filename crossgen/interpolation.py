@@ -61,6 +61,11 @@ def decode_path(vae: CVAE, start: np.ndarray, end: np.ndarray, k: int, seed: int
     a, b = torch.from_numpy(start).float().to(device), torch.from_numpy(end).float().to(device)
     style = vae.styles_for(z0 * temperature)  # (1,) the first image's artist, kept along the path
     style = None if style is None else style.expand(k).to(device)
+    if vae.flow is not None:  # the flow draws each end's latent from the first noise; the walk is between them
+        za, zb = vae.flow.sample(z[:1].to(device), a[None], style[:1] if style is not None else None), \
+            vae.flow.sample(z[:1].to(device), b[None], style[:1] if style is not None else None)  # (1, Z) each
+        path = (1 - t.to(device))[:, None] * za + t.to(device)[:, None] * zb  # (k, Z)
+        return torch.sigmoid(vae.decode(path, vae.null.expand(k, -1), style))
     if vae.config.text == "words":  # word sets do not slerp: walk between the two conditions
         ca, cb = vae.condition(a[None]), vae.condition(b[None])  # (1, C) each
         cond = (1 - t.to(device))[:, None] * ca + t.to(device)[:, None] * cb  # (k, C)

@@ -26,6 +26,7 @@ class Word2VecConfig:
     epochs: int = 10
     seed: int = 0
     workers: int = 2
+    holdout: bool = False  # emoji set: the captions of the compositional hold-out are left out
 
 
 @dataclass

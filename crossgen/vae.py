@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .latent_flow import FlowConfig, LatentFlow
+
 
 @dataclass
 class CVAEConfig:
@@ -25,7 +27,8 @@ class CVAEConfig:
     latent_dim: int = 32
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     beta: float = 1.0
-    prior: str = "standard"  # "standard": p(z) = N(0, I); "learned": p(z | text) = N(mu(text), sigma(text)^2)
+    prior: str = "standard"  # "standard": p(z) = N(0, I); "learned": p(z | text) = N(mu(text), sigma(text)^2);
+    # "flow": N(0, I) while the VAE trains, then a flow-matching prior p(z | words, artist) for sampling
     prior_recon: float = 0.0  # learned prior: weight of the BCE of the image decoded at the prior mean (text alone)
     exemplars: int = 0  # training images whose latents serve as the prior at sampling (0 = none)
     exemplar_k: int = 4  # a prompt draws near one of its name's exemplars, else one of its k nearest (cosine)
@@ -37,6 +40,20 @@ class CVAEConfig:
     style_names: list[str] = field(default_factory=list)  # the artists, in embedding order
     cond_drop: float = 0.0  # training: share of examples whose text is the null condition
     guidance: float = 1.0  # sampling: logits = uncond + guidance * (cond - uncond); 1 = the conditional decode
+    # prior="flow": a flow-matching prior over z conditioned on the words and the artist (crossgen.latent_flow),
+    # for a decoder trained on z alone (cond_drop=1); its settings, as FlowConfig's
+    flow_styles: int = 0
+    flow_cond: int = 256
+    flow_width: int = 384
+    flow_depth: int = 4
+    flow_drop: float = 0.1
+    flow_steps: int = 16
+    flow_guidance: float = 2.0
+
+    def flow_config(self) -> FlowConfig:
+        return FlowConfig(latent_dim=self.latent_dim, text_dim=self.text_dim, max_words=self.max_words,
+                          styles=self.flow_styles, cond_dim=self.flow_cond, width=self.flow_width, depth=self.flow_depth,
+                          drop=self.flow_drop, steps=self.flow_steps, guidance=self.flow_guidance)
 
     @property
     def text_in(self) -> int:  # width of the text input
@@ -117,8 +134,9 @@ class CVAE(nn.Module):
         rev = ch[::-1]
         self.decoder = nn.ModuleList([FiLMUp(c_in, c_out, zc) for c_in, c_out in zip(rev, rev[1:] + [rev[-1]])])
         self.to_rgb = nn.Conv2d(rev[-1], config.in_channels, 3, padding=1)
-        if config.prior not in ("standard", "learned"):
-            raise ValueError(f"CVAEConfig.prior must be 'standard' or 'learned', not {config.prior!r}")
+        if config.prior not in ("standard", "learned", "flow"):
+            raise ValueError(f"CVAEConfig.prior must be 'standard', 'learned' or 'flow', not {config.prior!r}")
+        self.flow = LatentFlow(config.flow_config()) if config.prior == "flow" else None
         self.prior_net = nn.Sequential(nn.Linear(config.cond_dim, config.cond_dim), nn.SiLU(),
                                        nn.Linear(config.cond_dim, 2 * z)) if config.prior == "learned" else None
         if config.exemplars:  # filled by set_exemplars, or by load_state_dict from a checkpoint
@@ -148,9 +166,9 @@ class CVAE(nn.Module):
         first image's first coordinate (through the normal CDF) on, one after the other, so n <= S images have n
         different artists; the next S fall halfway between two neighbouring artists (a blend of their styles), the
         next S a quarter of the way, and so on. The same seed gives the same ones. None without style embeddings."""
-        if not self.config.styles:
+        s = self.config.styles or self.config.flow_styles
+        if not s:
             return None
-        s = self.config.styles
         first = int(0.5 * (1 + math.erf(float(z[0, 0]) / math.sqrt(2))) * s) % s
         j = torch.arange(len(z), device=z.device)
         cycle = j // s
@@ -220,7 +238,9 @@ class CVAE(nn.Module):
         reference (B, 3, H, W): when given, z is inferred from it instead of the image, e.g. another drawing by the
         same artist, so that z can carry the artist's style but not what the image shows: the text has to."""
         cond = self.condition(text_vec)
-        if self.training and self.config.cond_drop > 0:  # the null condition for a share of the batch
+        if self.config.cond_drop >= 1:  # a decoder of z alone: the text goes to the prior only
+            cond = self.null.expand_as(cond)
+        elif self.training and self.config.cond_drop > 0:  # the null condition for a share of the batch
             drop = torch.rand(len(cond), generator=generator, device=cond.device) < self.config.cond_drop
             cond = torch.where(drop[:, None], self.null.expand_as(cond), cond)
         mu, logvar = self.encode(image if reference is None else reference, cond)
@@ -272,6 +292,11 @@ class CVAE(nn.Module):
         (or their conditions (B, C) given as `cond`): the noise goes through the prior of the text, then the
         decoder, guided when config.guidance != 1; style: (B,) artist indices (`styles_for`, per request).
         (B, 3, H, W) in [0, 1]."""
+        if self.flow is not None:  # the prior draws z for the words and the artist; the decoder reads z alone
+            if style is None and self.config.flow_styles:
+                style = self.styles_for(eps)
+            z = self.flow.sample(eps, text_vec, style)
+            return torch.sigmoid(self.decode(z, self.null.expand(len(z), -1), style))
         cond = self.condition(text_vec) if cond is None else cond  # (B, C)
         z = self.from_noise(eps, cond, text_vec)
         if self.config.styles and style is None:

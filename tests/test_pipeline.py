@@ -124,3 +124,20 @@ def test_a_vae_that_reads_the_words_apart_serves_every_call(tiny_pipeline):
     assert [np.asarray(x).tolist() for x in unbatched.text_to_image("red apple", 4, 5)] == [np.asarray(x).tolist() for x in a]
     frames = pipe.interpolate("red apple", "dog", k=3, seed=5).images
     assert np.abs(np.asarray(frames[0], dtype=int) - np.asarray(a[0], dtype=int)).max() <= 1
+
+
+def test_a_vae_with_a_flow_prior_serves_generation_and_interpolation(tiny_pipeline):
+    from crossgen import CVAE, CVAEConfig
+    from crossgen.pipeline import Pipeline
+
+    p = tiny_pipeline
+    torch.manual_seed(0)
+    vae = CVAE(CVAEConfig(text_dim=p.text_encoder.dim, cond_dim=16, latent_dim=16, channels=[8, 8, 16, 16],
+                          text="words", cond_drop=1.0, prior="flow", flow_styles=4, flow_cond=16, flow_width=32,
+                          flow_depth=2, flow_steps=3)).eval()
+    pipe = Pipeline(p.text_encoder, vae, p.features, p.captioner, p.vocab, p.device)
+    a = pipe.text_to_image("red apple", 4, 5)
+    assert [np.asarray(x).tolist() for x in a] == [np.asarray(x).tolist() for x in pipe.text_to_image("red apple", 4, 5)]
+    assert len({np.asarray(x).tobytes() for x in a}) == 4  # four artists
+    frames = pipe.interpolate("red apple", "dog", k=3, seed=5).images
+    assert np.abs(np.asarray(frames[0], dtype=int) - np.asarray(a[0], dtype=int)).max() <= 1

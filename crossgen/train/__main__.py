@@ -26,6 +26,7 @@ from .captioner import CaptionerTrainConfig, EmojiCaptionerData, train_captioner
 from .distributed import Dist
 from .external_cli import train_external
 from .features import EmojiFeatureData, FeatureTrainConfig, train_features
+from .latent_flow import FlowTrainConfig, fit_flow
 from .loop import hardware, stage_record, with_flags
 from .postprocess import fit_postprocessing
 from .streaming import DataConfig
@@ -34,7 +35,8 @@ from .word2vec import CAPTION_REPEAT, caption_sentences, train_word2vec
 
 STAGES = ["word2vec", "features", "vae", "captioner"]
 CONFIGS = {"word2vec": Word2VecConfig, "features": FeatureTrainConfig, "vae": VAETrainConfig,
-           "captioner": CaptionerTrainConfig, "exemplars": VAETrainConfig, "postprocess": CaptionerTrainConfig}
+           "captioner": CaptionerTrainConfig, "exemplars": VAETrainConfig, "postprocess": CaptionerTrainConfig,
+           "flow": FlowTrainConfig}
 # Emoji-set recipes: per-stage changes to the dataclass defaults (flags given still win).
 # "full" is the shipped set: 7.6 min on one H100, hours on 2 CPU cores. "quick" fits `all` in an hour
 # on a 2-core CPU: fewer feature epochs, and the captioner stops where its validation loss bottomed out.
@@ -59,7 +61,7 @@ def config_for(stage: str, args: argparse.Namespace, recipe: str | None = None):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m crossgen.train", description=__doc__)
-    p.add_argument("stage", choices=STAGES + ["exemplars", "postprocess", "all"])
+    p.add_argument("stage", choices=STAGES + ["exemplars", "flow", "postprocess", "all"])
     p.add_argument("--data", default="data/emoji", help="built dataset (python -m crossgen.data emoji)")
     p.add_argument("--out", default="checkpoints", help="where checkpoints, logs and manifest.json go")
     p.add_argument("--work", default="runs", help="resumable training state (git-ignored)")
@@ -82,21 +84,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-dim", type=int, help="captioner: LSTM size")
     p.add_argument("--latent-dim", type=int, help="vae: latent size")
     p.add_argument("--beta", type=float, help="vae: weight of the KL term")
-    p.add_argument("--prior", choices=["standard", "learned"], help="vae: N(0, I) or p(z | text)")
+    p.add_argument("--prior", choices=["standard", "learned", "flow"],
+                   help="vae: N(0, I), p(z | text), or a flow-matching prior over z fitted after the VAE")
+    p.add_argument("--steps", type=int, help="flow: training steps")
+    p.add_argument("--copies", type=int, help="flow: repainted copies of each drawing that may be repainted")
+    p.add_argument("--width", type=int, help="flow: MLP width")
+    p.add_argument("--depth", type=int, help="flow: residual blocks")
     p.add_argument("--prior-recon", type=float, help="vae: weight of the prior-mean reconstruction (learned prior)")
     p.add_argument("--refine-steps", type=int, help="vae, exemplars: Adam steps fitting each exemplar's latent (0: means)")
     p.add_argument("--refine-lr", type=float, help="vae, exemplars: their learning rate")
-    p.add_argument("--holdout", action="store_true", default=None,
+    p.add_argument("--holdout", action=argparse.BooleanOptionalAction, default=None,
                    help="word2vec, vae: leave out the compositional hold-out (crossgen/data/holdout.json)")
-    p.add_argument("--words", action="store_true", default=None, help="vae: read the prompt's words apart")
-    p.add_argument("--styles", action="store_true", default=None, help="vae: one learned embedding per artist")
-    p.add_argument("--reference", action="store_true", default=None,
-                   help="vae: infer z from another drawing by the same artist (needs --styles)")
+    bools = argparse.BooleanOptionalAction
+    p.add_argument("--words", action=bools, default=None, help="vae: read the prompt's words apart")
+    p.add_argument("--styles", action=bools, default=None, help="vae: one learned embedding per artist")
+    p.add_argument("--reference", action=bools, default=None, help="vae: infer z from another drawing by the same artist")
     p.add_argument("--cond-drop", type=float, help="vae: share of examples trained with the null condition")
     p.add_argument("--guidance", type=float, help="vae: classifier-free guidance weight at sampling")
     p.add_argument("--colour-aug", type=float, help="vae: share of drawings repainted and captioned in another colour")
-    p.add_argument("--no-exemplars", dest="exemplars", action="store_false", default=None,
-                   help="vae: no exemplar table after training (sample from the prior)")
+    p.add_argument("--exemplars", action=bools, default=None,
+                   help="vae: store the training latents as the sampling prior after training (else sample the prior)")
     x = p.add_argument_group("external sets (--data coco|flickr30k|flickr8k|folder)")
     dc = DataConfig()
     x.add_argument("--root", help="where the set is on disk")
@@ -155,14 +162,19 @@ def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: tor
     """One stage on the emoji set, through the same training functions as the external sets."""
     d, common, limit = Dist(device=device), dict(work=args.work, resume=args.resume), args.limit
     if stage == "word2vec":
-        exclude = held_out_ids() if args.holdout else set()
-        return {**train_word2vec(caption_sentences(args.data, exclude), out, cfg, args.wordnet, repeat=CAPTION_REPEAT),
-                "holdout": bool(args.holdout)}
+        exclude = held_out_ids() if cfg.holdout else set()
+        return train_word2vec(caption_sentences(args.data, exclude), out, cfg, args.wordnet, repeat=CAPTION_REPEAT)
     if stage == "features":
         return train_features(EmojiFeatureData(args.data, device, cfg, limit, init=args.init), out, d, cfg, **common)
     if stage == "vae":
         best = train_vae(EmojiVAEData(args.data, out, device, cfg.batch_size, limit, cfg), out, d, cfg, **common)
+        if cfg.prior == "flow":
+            return {**best, "flow": fit_flow(args.data, out, device, config_for("flow", argparse.Namespace(), recipe_for(args.recipe, device)),
+                                             cfg.holdout, limit)}
         return {**best, "exemplars": finish_emoji_vae(args.data, out, device, cfg, limit)}
+    if stage == "flow":
+        holdout = True if args.holdout is None else args.holdout
+        return fit_flow(args.data, out, device, cfg, holdout, limit)
     if stage == "exemplars":
         return add_exemplars(args.data, out, device, limit, cfg.refine_steps, cfg.refine_lr)
     if stage == "postprocess":

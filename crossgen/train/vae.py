@@ -33,7 +33,8 @@ class VAETrainConfig:
     lr: float = 1e-3
     latent_dim: int = 128  # with the exemplar prior, a larger latent gives sharper drawings (16 was blurred)
     beta: float = 0.25
-    prior: str = "standard"  # sampling uses the exemplar prior (add_exemplars); "learned" = p(z | text)
+    prior: str = "standard"  # sampling uses the exemplar prior (add_exemplars); "learned" = p(z | text);
+    # "flow": a flow-matching prior fitted after the VAE (train.latent_flow), for a VAE with --words --cond-drop 1
     prior_recon: float = 0.0  # learned prior only: weight of the image decoded from the prior mean
     kl_warmup: int = 3  # epochs over which beta ramps up from 0
     seed: int = 0
@@ -264,19 +265,26 @@ class ColourCaptions:
         self.colours = {o: [c for c in COLOURS if (c, o) not in banned] for o in set(self.objects) if o}
         self._ids: dict[str, torch.Tensor] = {}
 
+    def pick(self, record: int, g: torch.Generator) -> tuple[str, torch.Tensor] | None:
+        """A colour for a record's drawing and the word indices (MAX_WORDS,) of "<colour> <object>"; None for a
+        record that is never repainted."""
+        obj = self.objects[record]
+        if not obj or not self.colours[obj]:
+            return None
+        colour = self.colours[obj][int(torch.randint(len(self.colours[obj]), (1,), generator=g))]
+        caption = f"{colour} {obj}"
+        if caption not in self._ids:
+            self._ids[caption] = self.vecs.word_ids(caption)
+        return colour, self._ids[caption]
+
     def __call__(self, x: torch.Tensor, text: torch.Tensor, idx: torch.Tensor, g: torch.Generator) -> None:
         """Repaint a share of the batch in place: x (B, 3, H, W) in [0, 1], text (B, text_in), idx (B,) records."""
         pick = (torch.rand(len(idx), generator=g) < self.share).nonzero()[:, 0].tolist()
         for i in pick:
-            obj = self.objects[int(idx[i])]
-            if not obj or not self.colours[obj]:
-                continue
-            colour = self.colours[obj][int(torch.randint(len(self.colours[obj]), (1,), generator=g))]
-            caption = f"{colour} {obj}"
-            if caption not in self._ids:
-                self._ids[caption] = self.vecs.word_ids(caption)
-            x[i] = recolour(x[i], colour)
-            text[i] = self.vecs.lookup(self._ids[caption][None])[0].to(text.device)
+            chosen = self.pick(int(idx[i]), g)
+            if chosen is not None:
+                x[i] = recolour(x[i], chosen[0])
+                text[i] = self.vecs.lookup(chosen[1][None])[0].to(text.device)
 
 
 class EmojiVAEData:
