@@ -30,6 +30,12 @@ class FlowConfig:
     drop: float = 0.1  # training: share of examples without their words (and, independently, their artist)
     steps: int = 16  # Euler steps when sampling
     guidance: float = 2.0  # velocity = uncond + guidance * (cond - uncond), words dropped in uncond
+    kind: str = "flow"  # "flow": flow matching; "gaussian": the same network regresses the latent's mean (at x=0,
+    # t=0) and a sample is that mean + the residual spread (`res_std`, fitted after training) times the noise;
+    # "edit": the network edits the latent of a retrieved training drawing (`retrieve`) towards the words
+    exemplars: int = 0  # edit: training drawings whose latents can be retrieved
+    names: int = 0  # edit: their distinct names
+    attributes: int = 0  # edit: colour and skin-tone words, left out when retrieving by object
 
 
 class Block(nn.Module):
@@ -62,6 +68,15 @@ class LatentFlow(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.register_buffer("z_mean", torch.zeros(config.latent_dim))  # latent statistics, set before training
         self.register_buffer("z_std", torch.ones(config.latent_dim))
+        if config.kind in ("gaussian", "edit"):  # the spread of the latents around their predictions (normalised)
+            self.register_buffer("res_std", torch.ones(config.latent_dim))
+        if config.kind == "edit":  # filled by `set_exemplars`
+            self.register_buffer("ex_z", torch.zeros(config.exemplars, config.latent_dim))  # normalised latents
+            self.register_buffer("ex_name", torch.zeros(config.exemplars, dtype=torch.long))  # (N,) into the names
+            self.register_buffer("ex_style", torch.zeros(config.exemplars, dtype=torch.long))  # (N,) artist
+            self.register_buffer("name_object", torch.zeros(config.names, config.text_dim))  # (U, D) object vectors
+            self.register_buffer("name_full", torch.zeros(config.names, config.text_dim))  # (U, D) whole-name vectors
+            self.register_buffer("attribute_words", torch.zeros(config.attributes, config.text_dim))  # (A, D)
 
     def words(self, text: torch.Tensor) -> torch.Tensor:
         """(B, max_words * D) word vectors, rows of zeros = no word -> (B, C); no word at all: the null words."""
@@ -108,7 +123,40 @@ class LatentFlow(nn.Module):
             no_artist = torch.rand(b, generator=generator, device=dev) < self.config.drop
             style = torch.where(no_artist, torch.full_like(style, self.config.styles), style)
         cond = words + self.artist(style, b, dev)
+        if self.config.kind == "gaussian":
+            return F.mse_loss(self.mean(cond), x1)
         return F.mse_loss(self.velocity(xt, t, cond), x1 - x0)
+
+    def keys(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Word vectors (B, T * D) -> unit (object, whole-text) vectors (B, D) each: the mean of the word vectors
+        without the colour and skin-tone words (all of them when nothing else is left), and with them."""
+        words = text.view(len(text), self.config.max_words, self.config.text_dim)  # (B, T, D)
+        present = words.abs().sum(-1) > 0  # (B, T)
+        attribute = (F.normalize(words, dim=-1) @ F.normalize(self.attribute_words, dim=-1).T > 0.999).any(-1)
+        obj = present & ~attribute
+        obj = torch.where(obj.any(1, keepdim=True), obj, present)
+        pool = lambda m: F.normalize((words * m[..., None]).sum(1), dim=-1)  # noqa: E731
+        return pool(obj), pool(present)
+
+    def retrieve(self, text: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
+        """Edit: for each prompt, the training drawing by the asked artist (any artist when None) whose name is
+        nearest by object, whole names breaking ties: (B,) indices into the exemplars."""
+        obj, full = self.keys(text)
+        score = obj @ self.name_object.T + 0.01 * (full @ self.name_full.T)  # (B, U)
+        per_exemplar = score[:, self.ex_name]  # (B, N)
+        if style is not None:
+            artist = (style.floor().long() if style.is_floating_point() else style) % max(self.config.styles, 1)
+            per_exemplar = per_exemplar.masked_fill(self.ex_style[None] != artist[:, None], -9.0)
+        return per_exemplar.argmax(1)
+
+    def edit(self, ref: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Normalised latents (B, Z) of retrieved drawings, conditions (B, C) -> the edited latents (B, Z)."""
+        return ref + self.velocity(ref, torch.zeros(len(ref), device=ref.device), cond)
+
+    def mean(self, cond: torch.Tensor) -> torch.Tensor:
+        """gaussian: the normalised latent's predicted mean for conditions (B, C) -> (B, Z)."""
+        zero = torch.zeros(len(cond), self.config.latent_dim, device=cond.device)
+        return self.velocity(zero, torch.zeros(len(cond), device=cond.device), cond)
 
     @torch.inference_mode()
     def sample(self, eps: torch.Tensor, text: torch.Tensor, style: torch.Tensor | None = None,
@@ -119,6 +167,13 @@ class LatentFlow(nn.Module):
         b, dev = len(eps), eps.device
         art = self.artist(style, b, dev)
         cond, uncond = self.words(text) + art, self.null_words.expand(b, -1) + art  # (B, C) each
+        if self.config.kind == "edit":
+            ref = self.ex_z[self.retrieve(text, style)]  # (B, Z)
+            return (self.edit(ref, cond) + self.res_std * eps) * self.z_std + self.z_mean
+        if self.config.kind == "gaussian":
+            mc, mu = self.mean(torch.cat([cond, uncond])).chunk(2) if w != 1.0 else (self.mean(cond), None)
+            m = mc if mu is None else mu + w * (mc - mu)
+            return (m + self.res_std * eps) * self.z_std + self.z_mean
         x, steps = eps, self.config.steps
         both = torch.cat([cond, uncond])  # (2B, C): the guided and the unguided velocity in one call
         for i in range(steps):

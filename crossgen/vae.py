@@ -49,11 +49,16 @@ class CVAEConfig:
     flow_drop: float = 0.1
     flow_steps: int = 16
     flow_guidance: float = 2.0
+    flow_kind: str = "flow"
+    flow_exemplars: int = 0
+    flow_names: int = 0
+    flow_attributes: int = 0
 
     def flow_config(self) -> FlowConfig:
         return FlowConfig(latent_dim=self.latent_dim, text_dim=self.text_dim, max_words=self.max_words,
                           styles=self.flow_styles, cond_dim=self.flow_cond, width=self.flow_width, depth=self.flow_depth,
-                          drop=self.flow_drop, steps=self.flow_steps, guidance=self.flow_guidance)
+                          drop=self.flow_drop, steps=self.flow_steps, guidance=self.flow_guidance, kind=self.flow_kind,
+                          exemplars=self.flow_exemplars, names=self.flow_names, attributes=self.flow_attributes)
 
     @property
     def text_in(self) -> int:  # width of the text input

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--copies", type=int, help="flow: repainted copies of each drawing that may be repainted")
     p.add_argument("--width", type=int, help="flow: MLP width")
     p.add_argument("--depth", type=int, help="flow: residual blocks")
+    p.add_argument("--kind", choices=["flow", "gaussian", "edit"],
+                   help="flow: flow matching, a Gaussian around a regressed mean, or an edit of a retrieved latent")
     p.add_argument("--prior-recon", type=float, help="vae: weight of the prior-mean reconstruction (learned prior)")
     p.add_argument("--refine-steps", type=int, help="vae, exemplars: Adam steps fitting each exemplar's latent (0: means)")
     p.add_argument("--refine-lr", type=float, help="vae, exemplars: their learning rate")

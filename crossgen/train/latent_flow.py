@@ -5,7 +5,7 @@ The trained VAE's encoder gives every training drawing's latent (its posterior m
 held-out or undrawn pair). The flow learns p(z | words, artist) from (latent, caption, artist) triples, a caption
 drawn anew each step (the name half of the time, as the VAE stage does); the validation drawings' latents with
 their names give its validation loss. The VAE's weights are not changed; the flow is saved inside
-`<out>/vae.safetensors` with the VAE's config set to prior="flow".
+`<out>/vae.safetensors` (in float16) with the VAE's config set to prior="flow".
 """
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..checkpoint import WORD_VECTORS, load_model, save_model
-from ..colour import recolour
-from ..data.holdout import held_out_ids
+from ..colour import COLOURS, recolour
+from ..data.holdout import TONE_PHRASE, held_out_ids, object_of, parse_colour
 from ..latent_flow import LatentFlow
 from ..text_encoder import TextEncoder
 from ..vae import CVAE, CVAEConfig
@@ -36,6 +38,7 @@ class FlowTrainConfig:
     width: int = 384
     depth: int = 4
     guidance: float = 2.0
+    kind: str = "flow"  # or "gaussian" (crossgen.latent_flow.FlowConfig.kind)
     seed: int = 0
 
 
@@ -67,9 +70,117 @@ def repainted(split: Split, colour: ColourCaptions, copies: int, g: torch.Genera
     return torch.stack(images), torch.stack(ids), rows
 
 
+ATTRIBUTE_WORDS = (*COLOURS, "grey", "gray", "light", "medium", "dark", "skin", "tone")
+
+
+def sibling_pairs(split: Split) -> list[tuple[int, int]]:
+    """(reference, target) record pairs: a drawing named with a colour or a skin tone, and another drawing of the
+    same object by the same artist in another colour or tone ("red heart" -> "blue heart" by Noto)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(split.records):
+        groups.setdefault((r["style"], object_of(r["name"])), []).append(i)
+    pairs = []
+    for i, r in enumerate(split.records):
+        if parse_colour(" ".join(r["name"].split())) or TONE_PHRASE.search(r["name"]):
+            pairs += [(j, i) for j in groups[(r["style"], object_of(r["name"]))] if split.records[j]["id"] != r["id"]]
+    return pairs
+
+
+def fit_edit(data: str | Path, out: str | Path, device: torch.device, cfg: FlowTrainConfig, holdout: bool = True,
+             limit: int | None = None) -> dict:
+    """Fit the edit prior (FlowConfig.kind="edit") of `<out>/vae.safetensors`: the latents of the training
+    drawings become its exemplars, and the network learns to move a drawing's latent to what the words say from
+    (reference, target, words) triples: a drawing and itself under one of its captions; a drawing and its repainted
+    copy under "<colour> <object>"; a drawing and a sibling of another colour or tone under the sibling's name."""
+    t0 = time.time()
+    g = seed_everything(cfg.seed)
+    model, meta = load_model(out, "vae", CVAE, CVAEConfig, device)
+    train = load_split(data, "train", limit=limit)
+    train = without(train, held_out_ids()) if holdout else train
+    encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
+    vecs = CaptionVectors(train.records, encoder, True)
+    styles = sorted({r["style"] for r in train.records})
+    index = {s: i for i, s in enumerate(styles)}
+    z_real = latents(model, train.images, device)  # (N, Z)
+    paint_x, paint_ids, paint_rows = repainted(train, ColourCaptions(train.records, vecs, 1.0), cfg.copies, g)
+    z_paint = latents(model, paint_x, device)  # (M, Z)
+    siblings = torch.tensor(sibling_pairs(train) or [(0, 0)])  # (P, 2)
+    names = sorted({r["name"] for r in train.records})
+    name_index = {n: i for i, n in enumerate(names)}
+    attributes = [w for w in ATTRIBUTE_WORDS if w in encoder]
+
+    c = model.config
+    c.prior, c.flow_kind, c.flow_styles, c.flow_width, c.flow_depth = "flow", "edit", len(styles), cfg.width, cfg.depth
+    c.flow_guidance, c.flow_exemplars, c.flow_names, c.flow_attributes = 1.0, len(train), len(names), len(attributes)
+    flow = LatentFlow(c.flow_config()).to(device)
+    flow.z_mean.copy_(z_real.mean(0).to(device))
+    flow.z_std.copy_(z_real.std(0).clamp(min=1e-3).to(device))
+    norm = lambda z: (z.to(device) - flow.z_mean) / flow.z_std  # noqa: E731
+    flow.ex_z.copy_(norm(z_real))
+    flow.ex_name.copy_(torch.tensor([name_index[r["name"]] for r in train.records]))
+    flow.ex_style.copy_(torch.tensor([index[r["style"]] for r in train.records]))
+    if attributes:
+        flow.attribute_words.copy_(F.normalize(torch.from_numpy(np.stack([encoder.wv[w] for w in attributes])), dim=1))
+    name_words = torch.from_numpy(np.stack([encoder.word_vectors(encoder.content_words(n)).reshape(-1) for n in names]))
+    obj, full = flow.keys(name_words.to(device))
+    flow.name_object.copy_(obj)
+    flow.name_full.copy_(full)
+    style_of = torch.tensor([index[r["style"]] for r in train.records], device=device)
+
+    def batch(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reference latents, target latents, word vectors, artists) of n triples, a third of each kind."""
+        k = n // 3
+        own = torch.randint(len(train), (n - 2 * k,), generator=g)
+        paint = torch.randint(max(len(z_paint), 1), (k,), generator=g)
+        sib = siblings[torch.randint(len(siblings), (k,), generator=g)]
+        rows = torch.tensor(paint_rows, dtype=torch.long)[paint] if len(z_paint) else own[:k]
+        ref = torch.cat([own, rows, sib[:, 0]])
+        target = torch.cat([z_real[own], z_paint[paint] if len(z_paint) else z_real[own[:k]], z_real[sib[:, 1]]])
+        text = torch.cat([vecs.draw(own, g), vecs.lookup(paint_ids[paint]) if len(z_paint) else vecs.draw(own[:k], g),
+                          vecs.names(sib[:, 1])])
+        return flow.ex_z[ref.to(device)], norm(target), text.to(device), style_of[ref.to(device)]
+
+    opt = torch.optim.AdamW(flow.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    flow.train()
+    running = 0.0
+    for step in tqdm(range(cfg.steps), desc="edit", leave=False):
+        ref, target, text, style = batch(cfg.batch_size)
+        loss = F.mse_loss(flow.edit(ref, flow.words(text) + flow.artist(style, len(ref), device)), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(flow.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+    flow.eval()
+    with torch.no_grad():  # the spread of a drawing's own latent around its edit under its name
+        res = []
+        for i in range(0, len(train), 1024):
+            rows = torch.arange(i, min(i + 1024, len(train)))
+            cond = flow.words(vecs.names(rows).to(device)) + flow.artist(style_of[rows.to(device)], len(rows), device)
+            res.append(flow.ex_z[rows.to(device)] - flow.edit(flow.ex_z[rows.to(device)], cond))
+        flow.res_std.copy_(torch.cat(res).std(0))
+        ref, target, text, style = batch(3 * 1024)  # a fresh draw of triples: the loss per kind
+        err = ((flow.edit(ref, flow.words(text) + flow.artist(style, len(ref), device)) - target) ** 2).mean(1)
+    model.flow = flow
+    k = len(err) // 3
+    summary = {"exemplars": len(train), "names": len(names), "repainted": len(z_paint), "siblings": len(siblings),
+               "styles": styles, "steps": cfg.steps, "train_loss": round(running, 4),
+               "loss_by_kind": {"own": round(err[:len(err) - 2 * k].mean().item(), 4),
+                                "repainted": round(err[len(err) - 2 * k:len(err) - k].mean().item(), 4),
+                                "sibling": round(err[len(err) - k:].mean().item(), 4)},
+               "seconds": round(time.time() - t0, 1), "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}
+    save_model(out, "vae", model, half=True, **{k: v for k, v in meta.items() if k not in ("config", "flow")}, flow=summary)
+    print(f"[edit] {summary}")
+    return summary
+
+
 def fit_flow(data: str | Path, out: str | Path, device: torch.device, cfg: FlowTrainConfig, holdout: bool = True,
              limit: int | None = None) -> dict:
     """Fit the flow prior of `<out>/vae.safetensors` and save it there (prior="flow"). Returns a summary."""
+    if cfg.kind == "edit":
+        return fit_edit(data, out, device, cfg, holdout, limit)
     t0 = time.time()
     g = seed_everything(cfg.seed)
     model, meta = load_model(out, "vae", CVAE, CVAEConfig, device)
@@ -92,6 +203,7 @@ def fit_flow(data: str | Path, out: str | Path, device: torch.device, cfg: FlowT
 
     model.config.prior, model.config.flow_styles = "flow", len(styles)
     model.config.flow_width, model.config.flow_depth, model.config.flow_guidance = cfg.width, cfg.depth, cfg.guidance
+    model.config.flow_kind = cfg.kind
     flow = LatentFlow(model.config.flow_config()).to(device)
     flow.z_mean.copy_(z_real.mean(0).to(device))
     flow.z_std.copy_(z_real.std(0).clamp(min=1e-3).to(device))
@@ -116,6 +228,14 @@ def fit_flow(data: str | Path, out: str | Path, device: torch.device, cfg: FlowT
         sched.step()
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
     flow.eval()
+    if cfg.kind == "gaussian":  # the spread of the training latents around their predicted means
+        with torch.no_grad():
+            res = []
+            for i in range(0, n_real, 1024):
+                rows = torch.arange(i, min(i + 1024, n_real))
+                cond = flow.words(vecs.names(rows).to(device)) + flow.artist(style_all[rows.to(device)], len(rows), device)
+                res.append((z_all[rows].to(device) - flow.z_mean) / flow.z_std - flow.mean(cond))
+            flow.res_std.copy_(torch.cat(res).std(0))
     with torch.no_grad():
         z_val = latents(model, val.images, device)
         vg = torch.Generator(device.type).manual_seed(0)
@@ -125,6 +245,7 @@ def fit_flow(data: str | Path, out: str | Path, device: torch.device, cfg: FlowT
     summary = {"latents": n_real, "repainted": len(z_paint), "styles": styles, "steps": cfg.steps,
                "train_loss": round(running, 4), "val_loss": round(val_loss, 4), "seconds": round(time.time() - t0, 1),
                "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}
-    save_model(out, "vae", model, **{k: v for k, v in meta.items() if k not in ("config", "flow")}, flow=summary)
+    # stored in float16 (half the size; what is evaluated is what ships)
+    save_model(out, "vae", model, half=True, **{k: v for k, v in meta.items() if k not in ("config", "flow")}, flow=summary)
     print(f"[flow] {summary}")
     return summary
