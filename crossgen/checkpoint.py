@@ -46,13 +46,15 @@ def load_json(path: str | Path) -> Any:
         raise CheckpointError(f"Corrupt checkpoint file {path} ({e}); {RESTORE_HINT}.") from None
 
 
-def save_model(directory: str | Path, name: str, model: torch.nn.Module, half: bool = False, **extra: Any) -> None:
-    """Write `<name>.safetensors` (weights, optionally fp16) and `<name>.json` ({"config": ..., **extra})."""
+def save_model(directory: str | Path, name: str, model: torch.nn.Module, half: bool = False,
+               keep_float32: tuple[str, ...] = (), **extra: Any) -> None:
+    """Write `<name>.safetensors` (weights, optionally fp16 except the tensors named in keep_float32) and
+    `<name>.json` ({"config": ..., **extra})."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in strip_compile_prefix(model.state_dict()).items()}
     if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        state = {k: v.half() if v.is_floating_point() and k not in keep_float32 else v for k, v in state.items()}
     save_file(state, str(directory / f"{name}.safetensors"))
     save_json(directory / f"{name}.json", {"config": dataclasses.asdict(model.config), **extra})
 

@@ -10,7 +10,7 @@ Groups (prompts = concept names; only concepts the evaluated data has records of
 Methods: the generator (the public `Pipeline.text_to_image`, so any generator can be measured), retrieval (the real
 training drawings of the nearest training name in Word2Vec space, held-out concepts excluded), retrieval recoloured
 to the asked colour or tone, the ceiling (real training-artist drawings of the concept; for undrawn prompts the
-object's drawings recoloured), and optionally another checkpoint folder's generator ("exemplar").
+object's drawings recoloured), and optionally another checkpoint folder's generator ("other_generator").
 Scores per group and method: the evaluator's top-1/top-5 of the exact concept, the attribute read from the image
 (`colour.read_colour`, `SkinTone.predict`), the object in the object reader's top-5, attribute and object both.
 Also the diversity of one request's images, determinism, and image -> text on the held-out concepts' test drawings.
@@ -279,7 +279,7 @@ def composition(pipe: Pipeline, evaluator: Evaluator, objects: ObjectReader | No
         methods = {"generator": gen, "retrieval": ret, "retrieve_recolour": [recoloured(im, it, skin) for im, it in zip(ret, items)],
                    "ceiling": real_drawings(items, real, n)}
         if baseline is not None:
-            methods["exemplar"] = generated(baseline, items, cfg)
+            methods["other_generator"] = generated(baseline, items, cfg)
         section["scores"][g] = {m: score(items, ims, evaluator, objects, skin) for m, ims in methods.items()}
         if g == "undrawn":
             grid = {it.prompt: im for it, im in zip(items, gen) if im is not None}
@@ -297,7 +297,7 @@ def composition(pipe: Pipeline, evaluator: Evaluator, objects: ObjectReader | No
                           "retrieval": "real training drawings of the nearest training name (Word2Vec), held-out concepts excluded",
                           "retrieve_recolour": "the retrieved drawings recoloured (colour.recolour) or their skin pixels moved to the asked tone",
                           "ceiling": "real training-artist drawings of the concept; undrawn: the object's drawings recoloured",
-                          "exemplar": "the generator of --composition-baseline" if baseline is not None else None}
+                          "other_generator": "the generator of --composition-baseline" if baseline is not None else None}
     return section, grid
 
 

@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ood", default="data/ood", help="out-of-domain set (built there when absent: python -m crossgen.data ood)")
     p.add_argument("--no-composition", dest="composition", action="store_false", help="skip the composition section")
     p.add_argument("--composition-baseline", metavar="DIR", help="another checkpoint folder whose generator is scored "
-                   "as the 'exemplar' method of the composition section")
+                   "as the 'other_generator' method of the composition section")
     p.add_argument("--composition-grid", help="grid PNG of the prompts no emoji draws (default: undrawn_grid.png beside "
                    "--grid; none when --grid is '')")
     return p

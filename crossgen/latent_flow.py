@@ -138,16 +138,28 @@ class LatentFlow(nn.Module):
         pool = lambda m: F.normalize((words * m[..., None]).sum(1), dim=-1)  # noqa: E731
         return pool(obj), pool(present)
 
-    def retrieve(self, text: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
+    def retrieve(self, text: torch.Tensor, artist: torch.Tensor | None, rank: torch.Tensor | None = None) -> torch.Tensor:
         """Edit: for each prompt, the training drawing by the asked artist (any artist when None) whose name is
-        nearest by object, whole names breaking ties: (B,) indices into the exemplars."""
+        nearest by object, whole names breaking ties, or the rank-th nearest (B,): (B,) indices into the exemplars."""
         obj, full = self.keys(text)
         score = obj @ self.name_object.T + 0.01 * (full @ self.name_full.T)  # (B, U)
         per_exemplar = score[:, self.ex_name]  # (B, N)
-        if style is not None:
-            artist = (style.floor().long() if style.is_floating_point() else style) % max(self.config.styles, 1)
+        if artist is not None:
             per_exemplar = per_exemplar.masked_fill(self.ex_style[None] != artist[:, None], -9.0)
-        return per_exemplar.argmax(1)
+        if rank is None or not bool((rank > 0).any()):
+            return per_exemplar.argmax(1)
+        top = per_exemplar.topk(int(rank.max()) + 1, dim=1).indices  # (B, R)
+        return top.gather(1, rank[:, None])[:, 0]
+
+    @staticmethod
+    def artist_and_rank(style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`CVAE.styles_for` positions -> (artist, rank): the artist is the integer part; a request's second round
+        of artists (halfway positions) starts from each artist's second-nearest drawing, the third from the third."""
+        if not style.is_floating_point():
+            return style, torch.zeros_like(style)
+        artist, frac = style.floor().long(), style - style.floor()
+        rank = torch.where(frac > 0, torch.log2(0.5 / frac.clamp(min=1e-6)).round().long() + 1, torch.zeros_like(artist))
+        return artist, rank
 
     def edit(self, ref: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Normalised latents (B, Z) of retrieved drawings, conditions (B, C) -> the edited latents (B, Z)."""
@@ -168,7 +180,11 @@ class LatentFlow(nn.Module):
         art = self.artist(style, b, dev)
         cond, uncond = self.words(text) + art, self.null_words.expand(b, -1) + art  # (B, C) each
         if self.config.kind == "edit":
-            ref = self.ex_z[self.retrieve(text, style)]  # (B, Z)
+            artist, rank = self.artist_and_rank(style) if style is not None else (None, None)
+            if artist is not None:
+                artist = artist % max(self.config.styles, 1)
+            ref = self.ex_z[self.retrieve(text, artist, rank)]  # (B, Z)
+            cond = self.words(text) + self.artist(artist, b, dev)
             return (self.edit(ref, cond) + self.res_std * eps) * self.z_std + self.z_mean
         if self.config.kind == "gaussian":
             mc, mu = self.mean(torch.cat([cond, uncond])).chunk(2) if w != 1.0 else (self.mean(cond), None)

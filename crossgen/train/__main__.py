@@ -44,6 +44,10 @@ RECIPES = {
     "full": {"features": {"epochs": 114}, "captioner": {"views": 6, "epochs": 16}, "vae": {"epochs": 30}},
     "quick": {"features": {"epochs": 20}, "captioner": {"views": 2, "epochs": 6}, "vae": {"epochs": 10, "refine_steps": 10}},
 }
+# The composing generator (not shipped: docs/quality.md#composition): with --holdout on word2vec too, the vae stage
+# with these flags trains a VAE of z alone with colour captions, then fits the edit prior over its latents.
+COMPOSING = ["--words", "--holdout", "--cond-drop", "1", "--colour-aug", "0.3", "--no-exemplars", "--latent-dim", "64",
+             "--beta", "0.25", "--lr", "2e-3", "--latent-prior", "edit"]
 
 
 def recipe_for(name: str, device: torch.device) -> str:
@@ -104,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cond-drop", type=float, help="vae: share of examples trained with the null condition")
     p.add_argument("--guidance", type=float, help="vae: classifier-free guidance weight at sampling")
     p.add_argument("--colour-aug", type=float, help="vae: share of drawings repainted and captioned in another colour")
+    p.add_argument("--latent-prior", choices=["", "flow", "gaussian", "edit"],
+                   help="vae: fit this prior over the latents after training (crossgen.latent_flow)")
     p.add_argument("--exemplars", action=bools, default=None,
                    help="vae: store the training latents as the sampling prior after training (else sample the prior)")
     x = p.add_argument_group("external sets (--data coco|flickr30k|flickr8k|folder)")
@@ -170,9 +176,10 @@ def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: tor
         return train_features(EmojiFeatureData(args.data, device, cfg, limit, init=args.init), out, d, cfg, **common)
     if stage == "vae":
         best = train_vae(EmojiVAEData(args.data, out, device, cfg.batch_size, limit, cfg), out, d, cfg, **common)
-        if cfg.prior == "flow":
-            return {**best, "flow": fit_flow(args.data, out, device, config_for("flow", argparse.Namespace(), recipe_for(args.recipe, device)),
-                                             cfg.holdout, limit)}
+        if cfg.latent_prior:  # a prior over the trained VAE's latents (crossgen.latent_flow)
+            flow = config_for("flow", args, recipe_for(args.recipe, device))
+            flow.kind = cfg.latent_prior
+            return {**best, "flow": fit_flow(args.data, out, device, flow, cfg.holdout, limit)}
         return {**best, "exemplars": finish_emoji_vae(args.data, out, device, cfg, limit)}
     if stage == "flow":
         holdout = True if args.holdout is None else args.holdout

@@ -42,6 +42,7 @@ class VAETrainConfig:
     refine_steps: int = 30
     refine_lr: float = 0.1
     exemplars: bool = True  # emoji set: store the training latents as the sampling prior after training
+    latent_prior: str = ""  # emoji set: then fit this prior over the latents ("flow", "gaussian", "edit"; train.latent_flow)
     # composition (CVAEConfig.text / styles / cond_drop / guidance): the words apart, one embedding per artist
     words: bool = False
     styles: bool = False
