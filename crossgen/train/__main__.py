@@ -46,8 +46,8 @@ RECIPES = {
 }
 # The composing generator (not shipped: docs/quality.md#composition): with --holdout on word2vec too, the vae stage
 # with these flags trains a VAE of z alone with colour captions, then fits the edit prior over its latents.
-COMPOSING = ["--words", "--holdout", "--cond-drop", "1", "--colour-aug", "0.3", "--no-exemplars", "--latent-dim", "64",
-             "--beta", "0.25", "--lr", "2e-3", "--latent-prior", "edit"]
+COMPOSING = ["--words", "--holdout", "--cond-drop", "1", "--colour-aug", "0.3", "--no-exemplars", "--latent-dim", "128",
+             "--beta", "0.25", "--lr", "2e-3", "--epochs", "24", "--latent-prior", "edit"]
 
 
 def recipe_for(name: str, device: torch.device) -> str:
