@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -68,6 +69,25 @@ def repainted(split: Split, colour: ColourCaptions, copies: int, g: torch.Genera
     if not images:
         return torch.zeros(0, *split.images.shape[1:]), torch.zeros(0, 1, dtype=torch.long), []
     return torch.stack(images), torch.stack(ids), rows
+
+
+def optimise(flow: LatentFlow, cfg: FlowTrainConfig, loss: Callable[[], torch.Tensor], desc: str) -> float:
+    """cfg.steps of AdamW on the prior, one-cycle learning rate, gradients clipped at 1; `loss` draws a batch and
+    returns its loss. Returns the loss's running mean (the last steps weigh most); the prior is left in eval mode."""
+    opt = torch.optim.AdamW(flow.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    flow.train()
+    running = 0.0
+    for step in tqdm(range(cfg.steps), desc=desc, leave=False):
+        value = loss()
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(flow.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running = 0.98 * running + 0.02 * value.item() if step else value.item()
+    flow.eval()
+    return running
 
 
 ATTRIBUTE_WORDS = (*COLOURS, "grey", "gray", "light", "medium", "dark", "skin", "tone")
@@ -140,20 +160,11 @@ def fit_edit(data: str | Path, out: str | Path, device: torch.device, cfg: FlowT
                           vecs.names(sib[:, 1])])
         return flow.ex_z[ref.to(device)], norm(target), text.to(device), style_of[ref.to(device)]
 
-    opt = torch.optim.AdamW(flow.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
-    flow.train()
-    running = 0.0
-    for step in tqdm(range(cfg.steps), desc="edit", leave=False):
+    def loss() -> torch.Tensor:
         ref, target, text, style = batch(cfg.batch_size)
-        loss = F.mse_loss(flow.edit(ref, flow.words(text) + flow.artist(style, len(ref), device)), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(flow.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
-    flow.eval()
+        return F.mse_loss(flow.edit(ref, flow.words(text) + flow.artist(style, len(ref), device)), target)
+
+    running = optimise(flow, cfg, loss, "edit")
     with torch.no_grad():  # the spread of a drawing's own latent around its edit under its name
         res = []
         for i in range(0, len(train), 1024):
@@ -207,12 +218,9 @@ def fit_flow(data: str | Path, out: str | Path, device: torch.device, cfg: FlowT
     flow = LatentFlow(model.config.flow_config()).to(device)
     flow.z_mean.copy_(z_real.mean(0).to(device))
     flow.z_std.copy_(z_real.std(0).clamp(min=1e-3).to(device))
-    opt = torch.optim.AdamW(flow.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     noise = torch.Generator(device.type).manual_seed(cfg.seed)
-    flow.train()
-    running = 0.0
-    for step in tqdm(range(cfg.steps), desc="flow", leave=False):
+
+    def loss() -> torch.Tensor:
         idx = torch.randint(len(z_all), (cfg.batch_size,), generator=g)
         real = idx < n_real
         text = torch.zeros(len(idx), vecs.lookup(paint_ids[:1] if len(paint_ids) else vecs.ids[:1]).shape[1])
@@ -220,14 +228,9 @@ def fit_flow(data: str | Path, out: str | Path, device: torch.device, cfg: FlowT
             text[real] = vecs.draw(idx[real], g)
         if (~real).any():
             text[~real] = vecs.lookup(paint_ids[idx[~real] - n_real])
-        loss = flow(z_all[idx].to(device), text.to(device), style_all[idx.to(device)], generator=noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(flow.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
-    flow.eval()
+        return flow(z_all[idx].to(device), text.to(device), style_all[idx.to(device)], generator=noise)
+
+    running = optimise(flow, cfg, loss, "flow")
     if cfg.kind == "gaussian":  # the spread of the training latents around their predicted means
         with torch.no_grad():
             res = []
