@@ -170,7 +170,8 @@ class BatchedModels:
              * r.temperature for r in reqs]
         styles = [vae.styles_for(e) for e in z]  # each request's own artists
         style = None if styles[0] is None else torch.cat(styles).to(device)
-        return list(vae.draw(torch.cat(z).to(device), vectors, style).split(counts))
+        slots = torch.cat([vae.request_slots(e) for e in z])  # each request's own exemplars
+        return list(vae.draw(torch.cat(z).to(device), vectors, style, slots=slots).split(counts))
 
     def backbone(self) -> nn.Module:
         """The folded channels-last ResNet18 (built with the pipeline)."""

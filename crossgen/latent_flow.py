@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .name_keys import name_keys, name_scores
+
 
 @dataclass
 class FlowConfig:
@@ -128,21 +130,13 @@ class LatentFlow(nn.Module):
         return F.mse_loss(self.velocity(xt, t, cond), x1 - x0)
 
     def keys(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Word vectors (B, T * D) -> unit (object, whole-text) vectors (B, D) each: the mean of the word vectors
-        without the colour and skin-tone words (all of them when nothing else is left), and with them."""
-        words = text.view(len(text), self.config.max_words, self.config.text_dim)  # (B, T, D)
-        present = words.abs().sum(-1) > 0  # (B, T)
-        attribute = (F.normalize(words, dim=-1) @ F.normalize(self.attribute_words, dim=-1).T > 0.999).any(-1)
-        obj = present & ~attribute
-        obj = torch.where(obj.any(1, keepdim=True), obj, present)
-        pool = lambda m: F.normalize((words * m[..., None]).sum(1), dim=-1)  # noqa: E731
-        return pool(obj), pool(present)
+        """Word vectors (B, T * D) -> unit (object, whole-text) keys (B, D) each (`name_keys`)."""
+        return name_keys(text.view(len(text), self.config.max_words, self.config.text_dim), self.attribute_words)
 
     def retrieve(self, text: torch.Tensor, artist: torch.Tensor | None, rank: torch.Tensor | None = None) -> torch.Tensor:
         """Edit: for each prompt, the training drawing by the asked artist (any artist when None) whose name is
         nearest by object, whole names breaking ties, or the rank-th nearest (B,): (B,) indices into the exemplars."""
-        obj, full = self.keys(text)
-        score = obj @ self.name_object.T + 0.01 * (full @ self.name_full.T)  # (B, U)
+        score = name_scores(self.keys(text), (self.name_object, self.name_full))  # (B, U)
         per_exemplar = score[:, self.ex_name]  # (B, N)
         if artist is not None:
             per_exemplar = per_exemplar.masked_fill(self.ex_style[None] != artist[:, None], -9.0)

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .latent_flow import FlowConfig, LatentFlow
+from .name_keys import name_keys, name_scores
 
 
 @dataclass
@@ -33,6 +34,10 @@ class CVAEConfig:
     exemplars: int = 0  # training images whose latents serve as the prior at sampling (0 = none)
     exemplar_k: int = 4  # a prompt draws near one of its name's exemplars, else one of its k nearest (cosine)
     exemplar_sd: float = 0.5  # spread of z around the chosen exemplar's latent (times temperature)
+    # text="words": exemplars are found by object (`name_keys`); their distinct names, and the colour and
+    # skin-tone words left out of the object
+    exemplar_names: int = 0
+    exemplar_attributes: int = 0
     text: str = "mean"  # "mean": one sentence vector (B, D); "words": max_words word vectors (B, max_words * D)
     max_words: int = 12
     styles: int = 0  # training artists with a learned style embedding (0: none)
@@ -144,17 +149,35 @@ class CVAE(nn.Module):
         self.flow = LatentFlow(config.flow_config()) if config.prior == "flow" else None
         self.prior_net = nn.Sequential(nn.Linear(config.cond_dim, config.cond_dim), nn.SiLU(),
                                        nn.Linear(config.cond_dim, 2 * z)) if config.prior == "learned" else None
-        if config.exemplars:  # filled by set_exemplars, or by load_state_dict from a checkpoint
+        if config.exemplars and config.text == "words":  # filled by set_exemplars, or by load_state_dict
+            n, u, d = config.exemplars, config.exemplar_names, config.text_dim
+            self.register_buffer("exemplar_z", torch.zeros(n, z))  # (N, Z)
+            self.register_buffer("exemplar_name", torch.zeros(n, dtype=torch.long))  # (N,) into the names
+            self.register_buffer("name_object", torch.zeros(u, d))  # (U, D) `name_keys` of each distinct name
+            self.register_buffer("name_full", torch.zeros(u, d))  # (U, D)
+            self.register_buffer("attribute_words", torch.zeros(config.exemplar_attributes, d))  # (A, D)
+        elif config.exemplars:
             self.set_exemplars(torch.zeros(config.exemplars, config.text_dim), torch.zeros(config.exemplars, z))
 
-    def set_exemplars(self, text_vec: torch.Tensor, z: torch.Tensor) -> None:
+    def set_exemplars(self, text_vec: torch.Tensor, z: torch.Tensor, attribute_words: torch.Tensor | None = None) -> None:
         """Use training images as the prior when sampling (an exemplar prior, as in Exemplar VAE): their
-        text vectors (N, D) and latents (N, Z): posterior means, or latents fitted to the images
-        (`train.vae.refine_latents`); saved with the weights."""
+        text inputs (N, text_in) and latents (N, Z): posterior means, or latents fitted to the images
+        (`train.vae.refine_latents`); saved with the weights. With text="words" the exemplars are found by object,
+        and attribute_words (A, D) are the colour and skin-tone words left out of it."""
         self.config.exemplars = len(text_vec)
         device = next(self.parameters()).device
-        self.register_buffer("exemplar_text", F.normalize(text_vec.float(), dim=1).to(device))  # (N, D)
         self.register_buffer("exemplar_z", z.float().to(device))  # (N, Z)
+        if self.config.text == "mean":
+            self.register_buffer("exemplar_text", F.normalize(text_vec.float(), dim=1).to(device))  # (N, D)
+            return
+        names, inverse = torch.unique(text_vec.float().cpu(), dim=0, return_inverse=True)  # (U, text_in), (N,)
+        attribute_words = torch.zeros(0, self.config.text_dim) if attribute_words is None else attribute_words.float()
+        obj, full = name_keys(names.view(len(names), self.config.max_words, self.config.text_dim), attribute_words)
+        self.config.exemplar_names, self.config.exemplar_attributes = len(names), len(attribute_words)
+        self.register_buffer("exemplar_name", inverse.to(device))
+        self.register_buffer("name_object", obj.to(device))
+        self.register_buffer("name_full", full.to(device))
+        self.register_buffer("attribute_words", attribute_words.to(device))
 
     def condition(self, text_vec: torch.Tensor) -> torch.Tensor:
         """(B, text_in) -> (B, C). Words: the mean of each word's MLP output over the words present (rows of
@@ -200,10 +223,13 @@ class CVAE(nn.Module):
         mu, logvar = self.prior_net(cond).chunk(2, dim=1)
         return mu, logvar.clamp(-12, 8)
 
-    def from_noise(self, eps: torch.Tensor, cond: torch.Tensor, text_vec: torch.Tensor | None = None) -> torch.Tensor:
-        """Standard-normal noise (B, Z) -> a draw from the prior: near an exemplar of the text (B, D) when the
-        model has exemplars, else from p(z | text) (the noise itself for N(0, I))."""
+    def from_noise(self, eps: torch.Tensor, cond: torch.Tensor, text_vec: torch.Tensor | None = None,
+                   slots: torch.Tensor | None = None) -> torch.Tensor:
+        """Standard-normal noise (B, Z) -> a draw from the prior: near an exemplar of the text (B, text_in) when
+        the model has exemplars, else from p(z | text) (the noise itself for N(0, I)). slots: `request_slots`."""
         if self.config.exemplars and text_vec is not None:
+            if self.config.text == "words":
+                return self.exemplar_z[self.nearest_by_object(eps, text_vec, slots)] + self.config.exemplar_sd * eps
             return self.exemplar_latent(eps, text_vec)
         prior = self.prior(cond)
         return eps if prior is None else prior[0] + eps * torch.exp(0.5 * prior[1])
@@ -227,6 +253,37 @@ class CVAE(nn.Module):
         pick = cand.gather(1, (u * count).long().clamp(max=count - 1)[:, None])[:, 0]  # (B,)
         return self.exemplar_z[pick] + self.config.exemplar_sd * eps
 
+    @staticmethod
+    def request_slots(eps: torch.Tensor) -> torch.Tensor:
+        """One request's noise (n, Z) -> (n, 3): a uniform number from its first image's first coordinate (through
+        the normal CDF), each image's place j in the request, and n; `nearest_by_object` gives the n images n
+        different exemplars from them."""
+        n = len(eps)
+        u = 0.5 * (1 + math.erf(float(eps[0, 0]) / math.sqrt(2)))
+        j = torch.arange(n, dtype=torch.float32, device=eps.device)
+        return torch.stack([torch.full_like(j, u), j, torch.full_like(j, float(n))], dim=1)
+
+    def nearest_by_object(self, eps: torch.Tensor, text_vec: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
+        """text="words": (B,) indices of the exemplars drawn for word vectors (B, T * D). The exemplars are ranked
+        by `name_scores` (ties in index order); the best name's m drawings (its artists) come first. A request's
+        n images take n consecutive places from an offset chosen by its noise among those m, wrapping within the
+        first max(m, n): n different drawings, the next nearest names' when m < n. Without slots each image is a
+        request of one."""
+        words = text_vec.float().view(len(text_vec), self.config.max_words, self.config.text_dim)  # (B, T, D)
+        score = name_scores(name_keys(words, self.attribute_words), (self.name_object, self.name_full))  # (B, U)
+        order = score[:, self.exemplar_name].sort(dim=1, descending=True, stable=True).indices  # (B, N)
+        width = min(64, order.shape[1])
+        order = order[:, :width]
+        name = self.exemplar_name[order]  # (B, W)
+        m = (name == name[:, :1]).sum(1)  # (B,) drawings of the best name (its skin tones differ by ~1e-4 in score)
+        if slots is None:
+            u, j, n = 0.5 * (1 + torch.erf(eps[:, 0] / math.sqrt(2))), torch.zeros_like(m), torch.ones_like(m)
+        else:
+            u, j, n = slots[:, 0].to(eps.device), slots[:, 1].long().to(m.device), slots[:, 2].long().to(m.device)
+        offset = (u * m).long().clamp(max=m - 1)  # (B,)
+        place = (offset + j) % torch.maximum(m, n).clamp(max=width)  # (B,)
+        return order.gather(1, place[:, None])[:, 0]
+
     def decode(self, z: torch.Tensor, cond: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """(B, Z), (B, C), artist indices (B,) when the model has styles -> (B, 3, H, W) logits."""
         parts = [z, cond] + ([self.style_vector(style)] if self.style is not None else [])
@@ -238,17 +295,22 @@ class CVAE(nn.Module):
         return self.to_rgb(h)
 
     def forward(self, image: torch.Tensor, text_vec: torch.Tensor, generator: torch.Generator | None = None,
-                style: torch.Tensor | None = None, reference: torch.Tensor | None = None) -> VAEOutput:
+                style: torch.Tensor | None = None, reference: torch.Tensor | None = None,
+                reference_text: torch.Tensor | None = None) -> VAEOutput:
         """Training pass: image (B, 3, H, W) in [0, 1], text_vec (B, text_in), style (B,) artist indices.
         reference (B, 3, H, W): when given, z is inferred from it instead of the image, e.g. another drawing by the
-        same artist, so that z can carry the artist's style but not what the image shows: the text has to."""
+        same artist, so that z can carry the artist's style but not what the image shows: the text has to.
+        reference_text (B, text_in): the reference's own caption, read by the encoder with it (a swap: z from the
+        drawing in one colour or tone under its name, the image in another under its own, so that the decoder takes
+        colour and tone from the words)."""
         cond = self.condition(text_vec)
         if self.config.cond_drop >= 1:  # a decoder of z alone: the text goes to the prior only
             cond = self.null.expand_as(cond)
         elif self.training and self.config.cond_drop > 0:  # the null condition for a share of the batch
             drop = torch.rand(len(cond), generator=generator, device=cond.device) < self.config.cond_drop
             cond = torch.where(drop[:, None], self.null.expand_as(cond), cond)
-        mu, logvar = self.encode(image if reference is None else reference, cond)
+        enc_cond = cond if reference_text is None else self.condition(reference_text)
+        mu, logvar = self.encode(image if reference is None else reference, enc_cond)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
         prior = self.prior(cond)
@@ -288,11 +350,12 @@ class CVAE(nn.Module):
         eps = torch.randn(len(text_vec), self.config.latent_dim, generator=generator, device=gen_device)
         eps = (eps * temperature).to(device)
         styles = [self.styles_for(e) for e in eps.split(n)]
-        return self.draw(eps, text_vec, None if styles[0] is None else torch.cat(styles))
+        slots = torch.cat([self.request_slots(e) for e in eps.split(n)])
+        return self.draw(eps, text_vec, None if styles[0] is None else torch.cat(styles), slots=slots)
 
     @torch.inference_mode()
     def draw(self, eps: torch.Tensor, text_vec: torch.Tensor, style: torch.Tensor | None = None,
-             cond: torch.Tensor | None = None) -> torch.Tensor:
+             cond: torch.Tensor | None = None, slots: torch.Tensor | None = None) -> torch.Tensor:
         """Images from standard-normal noise (B, Z) (already times the temperature) and text inputs (B, text_in)
         (or their conditions (B, C) given as `cond`): the noise goes through the prior of the text, then the
         decoder, guided when config.guidance != 1; style: (B,) artist indices (`styles_for`, per request).
@@ -303,7 +366,7 @@ class CVAE(nn.Module):
             z = self.flow.sample(eps, text_vec, style)
             return torch.sigmoid(self.decode(z, self.null.expand(len(z), -1), style))
         cond = self.condition(text_vec) if cond is None else cond  # (B, C)
-        z = self.from_noise(eps, cond, text_vec)
+        z = self.from_noise(eps, cond, text_vec, slots)
         if self.config.styles and style is None:
             style = self.styles_for(eps)
         logits = self.decode(z, cond, style)

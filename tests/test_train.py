@@ -166,3 +166,29 @@ def test_the_composing_generator_trains_without_the_holdout(tmp_path: Path):
     text = torch.from_numpy(encoder.encode(word).words.reshape(-1))
     a = vae.sample(text, n=3, generator=torch.Generator().manual_seed(0))
     assert a.shape == (3, 3, 64, 64) and torch.equal(a, vae.sample(text, n=3, generator=torch.Generator().manual_seed(0)))
+
+
+def test_the_swap_generator_trains_and_finds_its_exemplars_by_object(tmp_path: Path):
+    """Words apart, colour captions and swaps, then exemplars found by object, with the hold-out left out of both
+    the VAE and its exemplars; the Pipeline's text input draws n different exemplars for one request."""
+    from crossgen.data.holdout import held_out_ids
+
+    out, work = tmp_path / "ckpt", tmp_path / "runs"
+    main(["word2vec", "--out", str(out), "--work", str(work), *TINY, "--holdout"])
+    main(["vae", "--out", str(out), "--work", str(work), *TINY, "--words", "--holdout", "--colour-aug", "0.3",
+          "--swap", "0.5", "--refine-steps", "2"])
+    vae, meta = load_model(out, "vae", CVAE, CVAEConfig, "cpu")
+    assert vae.config.text == "words" and vae.config.cond_drop == 0 and meta["train"]["config"]["swap"] == 0.5
+    first = load_records(FIXTURE, split="train")[:48]  # --limit 48
+    assert vae.config.exemplars == meta["exemplars"]["count"] == sum(r["id"] not in held_out_ids() for r in first)
+    assert vae.config.exemplar_names > 0 and vae.name_object.dtype == torch.float32
+    from crossgen import TextEncoder
+
+    encoder = TextEncoder.load(out / "word2vec.bin")
+    word = next(w for w in ("face", "heart", "hand") if w in encoder.wv)
+    text = torch.from_numpy(encoder.encode(word).words.reshape(-1))
+    eps = torch.randn(4, vae.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    picked = vae.nearest_by_object(eps, text[None].repeat(4, 1), vae.request_slots(eps))
+    assert len(set(picked.tolist())) == 4
+    a = vae.sample(text, n=4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, vae.sample(text, n=4, generator=torch.Generator().manual_seed(0)))

@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--words", action=bools, default=None, help="vae: read the prompt's words apart")
     p.add_argument("--styles", action=bools, default=None, help="vae: one learned embedding per artist")
     p.add_argument("--reference", action=bools, default=None, help="vae: infer z from another drawing by the same artist")
+    p.add_argument("--swap", type=float, help="vae: share of coloured or toned drawings whose z is read from a sibling "
+                   "(repainted ones: from their original)")
     p.add_argument("--cond-drop", type=float, help="vae: share of examples trained with the null condition")
     p.add_argument("--guidance", type=float, help="vae: classifier-free guidance weight at sampling")
     p.add_argument("--colour-aug", type=float, help="vae: share of drawings repainted and captioned in another colour")
@@ -185,7 +187,7 @@ def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: tor
         holdout = True if args.holdout is None else args.holdout
         return fit_flow(args.data, out, device, cfg, holdout, limit)
     if stage == "exemplars":
-        return add_exemplars(args.data, out, device, limit, cfg.refine_steps, cfg.refine_lr)
+        return add_exemplars(args.data, out, device, limit, cfg.refine_steps, cfg.refine_lr, holdout=bool(cfg.holdout))
     if stage == "postprocess":
         return fit_postprocessing(args.data, out, device, args.work, limit)
     best = train_captioner(EmojiCaptionerData(args.data, device, cfg.views, limit), out, d, cfg, **common)

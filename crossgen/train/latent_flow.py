@@ -20,14 +20,15 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..checkpoint import WORD_VECTORS, load_model, save_model
-from ..colour import COLOURS, recolour
-from ..data.holdout import TONE_PHRASE, held_out_ids, object_of, parse_colour
+from ..colour import recolour
+from ..data.holdout import held_out_ids
 from ..latent_flow import LatentFlow
+from ..name_keys import ATTRIBUTE_WORDS
 from ..text_encoder import TextEncoder
 from ..vae import CVAE, CVAEConfig
 from .dataset import Split, load_split, without
 from .loop import seed_everything
-from .vae import CaptionVectors, ColourCaptions
+from .vae import CaptionVectors, ColourCaptions, sibling_pairs
 
 
 @dataclass
@@ -88,22 +89,6 @@ def optimise(flow: LatentFlow, cfg: FlowTrainConfig, loss: Callable[[], torch.Te
         running = 0.98 * running + 0.02 * value.item() if step else value.item()
     flow.eval()
     return running
-
-
-ATTRIBUTE_WORDS = (*COLOURS, "grey", "gray", "light", "medium", "dark", "skin", "tone")
-
-
-def sibling_pairs(split: Split) -> list[tuple[int, int]]:
-    """(reference, target) record pairs: a drawing named with a colour or a skin tone, and another drawing of the
-    same object by the same artist in another colour or tone ("red heart" -> "blue heart" by Noto)."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, r in enumerate(split.records):
-        groups.setdefault((r["style"], object_of(r["name"])), []).append(i)
-    pairs = []
-    for i, r in enumerate(split.records):
-        if parse_colour(" ".join(r["name"].split())) or TONE_PHRASE.search(r["name"]):
-            pairs += [(j, i) for j in groups[(r["style"], object_of(r["name"]))] if split.records[j]["id"] != r["id"]]
-    return pairs
 
 
 def fit_edit(data: str | Path, out: str | Path, device: torch.device, cfg: FlowTrainConfig, holdout: bool = True,

@@ -16,7 +16,9 @@ from tqdm import tqdm
 
 from ..checkpoint import WORD_VECTORS, load_model, save_model
 from ..colour import COLOURS, recolour
-from ..data.holdout import TONE_PHRASE, UNDRAWN, VALIDATION_UNDRAWN, held_out_ids, load_holdout, object_of
+from ..data.holdout import (TONE_PHRASE, UNDRAWN, VALIDATION_UNDRAWN, held_out_ids, load_holdout, object_of,
+                             parse_colour)
+from ..name_keys import ATTRIBUTE_WORDS
 from ..preprocess import to_pil
 from ..text_encoder import MAX_WORDS, TextEncoder
 from ..vae import CVAE, CVAEConfig
@@ -51,6 +53,9 @@ class VAETrainConfig:
     colour_aug: float = 0.0  # emoji set: share of the drawings repainted in another colour, named so
     holdout: bool = False  # emoji set: leave the compositional hold-out (crossgen/data/holdout.json) out
     reference: bool = False  # emoji set: infer z from another drawing by the same artist (style only, no content)
+    # emoji set, swaps: z is read from a repainted drawing's original (under its own caption) and, for this share of
+    # the drawings named with a colour or a skin tone, from a sibling in another colour or tone by the same artist
+    swap: float = 0.0
 
 
 class CaptionVectors:
@@ -129,13 +134,15 @@ def refine_latents(model: CVAE, image: torch.Tensor, cond: torch.Tensor, z: torc
 
 
 def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None,
-                  refine_steps: int = 0, refine_lr: float = 0.1, batch_size: int = 512) -> dict:
+                  refine_steps: int = 0, refine_lr: float = 0.1, batch_size: int = 512, holdout: bool = False) -> dict:
     """Store the training images' name vectors and latents in `<out>/vae.safetensors` as the sampling prior
     (see `CVAE.set_exemplars`): their posterior means, refined by `refine_latents` when refine_steps > 0.
     Returns how many, and the mean reconstruction BCE per image at the means and at the stored latents."""
     model, meta = load_model(out, "vae", CVAE, CVAEConfig, device)
     split = load_split(data, "train", limit=limit)
-    vecs = CaptionVectors(split.records, TextEncoder.load(Path(out) / WORD_VECTORS))
+    split = without(split, held_out_ids()) if holdout else split
+    encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
+    vecs = CaptionVectors(split.records, encoder, words=model.config.text == "words")
     keep = (vecs.names(torch.arange(len(split))).norm(dim=1) > 0).nonzero()[:, 0]  # names with a known word
     texts, zs, sds, bce = [], [], [], torch.zeros(2)
     for i in tqdm(range(0, len(keep), batch_size), desc="exemplars", leave=False):
@@ -151,14 +158,16 @@ def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit
         texts.append(t.cpu())
         zs.append(z.cpu())
         sds.append(torch.exp(0.5 * logvar).mean(1).cpu())  # (B,) a posterior's typical spread
-    model.set_exemplars(torch.cat(texts), torch.cat(zs))
+    attributes = [encoder.wv[w] for w in ATTRIBUTE_WORDS if w in encoder]
+    model.set_exemplars(torch.cat(texts), torch.cat(zs), torch.from_numpy(np.stack(attributes)) if attributes else None)
     # draw about as far from an exemplar as its own posterior spreads: further gives blurred, off-model images
     model.config.exemplar_sd = round(torch.cat(sds).mean().item(), 4)
     n = max(len(keep), 1)
     summary = {"count": len(keep), "refine_steps": refine_steps, "refine_lr": refine_lr,
                "bce_posterior_mean": round(bce[0].item() / n, 1), "bce_stored": round(bce[1].item() / n, 1)}
-    save_model(out, "vae", model, **{k: v for k, v in meta.items() if k not in ("config", "exemplars")},
-               exemplars=summary)
+    # float16 (what is evaluated is what ships) but the name vectors and keys, which find exact names by ties
+    save_model(out, "vae", model, half=True, keep_float32=("exemplar_text", "name_object", "name_full", "attribute_words"),
+               **{k: v for k, v in meta.items() if k not in ("config", "exemplars")}, exemplars=summary)
     return summary
 
 
@@ -184,10 +193,10 @@ def train_vae(source: VAEData, out: str | Path, d: Dist, cfg: VAETrainConfig, wo
     def train_epoch(epoch: int) -> dict:
         model.config.beta = cfg.beta * min(1.0, epoch / max(cfg.kl_warmup, 1))
         tot = rec = kl = n = 0.0
-        for x, text, *extra in tqdm(source.batches(epoch, g), total=source.steps(), desc=f"vae {epoch}/{cfg.epochs}",
-                                    leave=False, disable=not d.main):
-            with prec.autocast():  # x (B, 3, H, W), text (B, text_in); extra: artist indices (B,), a reference drawing
-                o = net(x, text, generator=noise, **extras(extra))
+        for x, text, extra in tqdm(source.batches(epoch, g), total=source.steps(), desc=f"vae {epoch}/{cfg.epochs}",
+                                   leave=False, disable=not d.main):
+            with prec.autocast():  # x (B, 3, H, W), text (B, text_in); extra: the model's other inputs (artists, ...)
+                o = net(x, text, generator=noise, **extra)
             losses = model.loss(o._replace(logits=o.logits.float()), x)
             prec.step(losses.loss, opt, model.parameters(), clip=5.0)
             sched.step()
@@ -211,25 +220,21 @@ def finish_emoji_vae(data: str | Path, out: str | Path, device: torch.device, cf
                      limit: int | None = None) -> dict:
     """What follows `train_vae` on the emoji set: the exemplar table (`add_exemplars`) and a preview of the VAE
     as shipped. Returns the exemplar summary."""
-    exemplars = add_exemplars(data, out, device, limit, cfg.refine_steps, cfg.refine_lr) if cfg.exemplars else {}
+    exemplars = add_exemplars(data, out, device, limit, cfg.refine_steps, cfg.refine_lr,
+                              holdout=cfg.holdout) if cfg.exemplars else {}
     encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
     preview(load_model(out, "vae", CVAE, CVAEConfig, device)[0], encoder, Path(out) / "logs")
     return exemplars
 
 
-def extras(extra: list[torch.Tensor]) -> dict:
-    """What a reader yields after (images, texts): nothing, or the artists (B,), and then reference drawings."""
-    return dict(zip(("style", "reference"), extra))
-
-
 @torch.inference_mode()
 def evaluate(model: CVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], d: Dist) -> dict:
-    """Validation losses per image over (image (B, 3, H, W), caption vector (B, D)) batches, with a fixed
-    noise seed; summed over ranks."""
+    """Validation losses per image over (image (B, 3, H, W), caption vector (B, D), the model's other inputs)
+    batches, with a fixed noise seed; summed over ranks."""
     recon = kl = prior_recon = n = 0.0
     g = torch.Generator(d.device.type).manual_seed(0)
-    for x, text, *extra in batches:
-        losses = model.loss(model(x, text, generator=g, **extras(extra)), x)
+    for x, text, extra in batches:
+        losses = model.loss(model(x, text, generator=g, **extra), x)
         b = len(x)
         recon, kl, n = recon + losses.recon.item() * b, kl + losses.kl.item() * b, n + b
         prior_recon += 0.0 if losses.prior_recon is None else losses.prior_recon.item() * b
@@ -244,8 +249,9 @@ class VAEData(Protocol):
     image_size: int  # side of the images the CVAE draws
 
     def steps(self) -> int: ...  # training batches per epoch (on this rank)
-    def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
-    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    # (images (B, 3, H, W), caption vectors (B, text_in), the model's other keyword inputs) batches
+    def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]: ...
+    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]: ...
     def meta(self, row: dict, cfg: VAETrainConfig) -> dict: ...  # the checkpoint's "train" field
 
 
@@ -288,10 +294,24 @@ class ColourCaptions:
                 text[i] = self.vecs.lookup(chosen[1][None])[0].to(text.device)
 
 
+def sibling_pairs(split) -> list[tuple[int, int]]:
+    """(reference, target) record pairs: a drawing named with a colour or a skin tone, and another drawing of the
+    same object by the same artist in another colour or tone ("red heart" -> "blue heart" by Noto)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(split.records):
+        groups.setdefault((r["style"], object_of(r["name"])), []).append(i)
+    pairs = []
+    for i, r in enumerate(split.records):
+        if parse_colour(" ".join(r["name"].split())) or TONE_PHRASE.search(r["name"]):
+            pairs += [(j, i) for j in groups[(r["style"], object_of(r["name"]))] if split.records[j]["id"] != r["id"]]
+    return pairs
+
+
 class EmojiVAEData:
     """The built emoji set in memory: each training image with one of its captions, drawn anew each epoch (the
     name half of the time), with its artist's index; validation images with their names. With the
-    compositional hold-out out (cfg.holdout), the words apart (cfg.words) and colour captions (cfg.colour_aug)."""
+    compositional hold-out out (cfg.holdout), the words apart (cfg.words), colour captions (cfg.colour_aug) and
+    swaps (cfg.swap)."""
     image_size = CVAEConfig.image_size
 
     def __init__(self, data: str | Path, out: str | Path, device: torch.device, batch_size: int,
@@ -306,7 +326,10 @@ class EmojiVAEData:
         self.val_vecs = CaptionVectors(self.val.records, self.encoder, cfg.words)
         self.colour = ColourCaptions(self.train.records, self.train_vecs, cfg.colour_aug) if cfg.colour_aug else None
         self.device, self.batch_size, self.with_style = device, batch_size, cfg.styles or cfg.reference
-        self.reference = cfg.reference
+        self.reference, self.swap = cfg.reference, cfg.swap
+        self.siblings: dict[int, list[int]] = {}  # target record -> its siblings' records
+        for ref, target in (sibling_pairs(self.train) if cfg.swap else []):
+            self.siblings.setdefault(target, []).append(ref)
         by_style: dict[str, list[int]] = {}
         for i, r in enumerate(self.train.records):
             by_style.setdefault(r["style"], []).append(i)
@@ -316,34 +339,50 @@ class EmojiVAEData:
     def steps(self) -> int:
         return (len(self.train) + self.batch_size - 1) // self.batch_size
 
-    def _style(self, split, idx: torch.Tensor, g: torch.Generator | None = None) -> list[torch.Tensor]:
-        """[artist indices (B,)] with styles (else []), then [reference drawings (B, 3, H, W)] with cfg.reference:
-        for each image another training drawing by its artist, at random (a fixed seed for validation)."""
+    def _style(self, split, idx: torch.Tensor, g: torch.Generator | None = None) -> dict:
+        """{"style": artist indices (B,)} with styles (else {}), and {"reference": drawings (B, 3, H, W)} with
+        cfg.reference: for each image another training drawing by its artist, at random (a fixed seed for
+        validation)."""
         if not self.with_style:
-            return []
+            return {}
         index = {s: i for i, s in enumerate(self.style_names)}
         styles = [split.records[int(i)]["style"] for i in idx]
-        out = [torch.tensor([index.get(s, 0) for s in styles], device=self.device)]
+        out = {"style": torch.tensor([index.get(s, 0) for s in styles], device=self.device)}
         if self.reference:
             g = g or torch.Generator().manual_seed(0)
             pools = [self.by_style.get(s, self.everyone) for s in styles]  # an artist with no training drawing: anyone's
             pick = [p[int(torch.randint(len(p), (1,), generator=g))] for p in pools]
-            out.append(self.train.batch(torch.stack(pick), self.device))
+            out["reference"] = self.train.batch(torch.stack(pick), self.device)
         return out
+
+    def _swap(self, x: torch.Tensor, text: torch.Tensor, idx: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The drawings the encoder reads and their captions, before any repainting: each drawing itself, or for a
+        share cfg.swap of those with siblings a sibling under its name. (B, 3, H, W), (B, text_in)."""
+        ref, ref_text = x.clone(), text.clone()
+        for i, record in enumerate(idx.tolist()):
+            pool = self.siblings.get(record)
+            if pool and float(torch.rand(1, generator=g)) < self.swap:
+                j = pool[int(torch.randint(len(pool), (1,), generator=g))]
+                ref[i], ref_text[i] = self.train.batch(torch.tensor([j]), "cpu")[0], self.train_vecs.names(torch.tensor([j]))[0]
+        return ref, ref_text
 
     def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
         perm = torch.randperm(len(self.train), generator=g)
         for i in range(0, len(perm), self.batch_size):
             idx = perm[i:i + self.batch_size]
             x, text = self.train.batch(idx, "cpu"), self.train_vecs.draw(idx, g)
+            extra = self._style(self.train, idx, g)
+            if self.swap:  # z from the drawing before it is repainted, or from a sibling
+                ref, ref_text = self._swap(x, text, idx, g)
+                extra.update(reference=ref.to(self.device), reference_text=ref_text.to(self.device))
             if self.colour is not None:
                 self.colour(x, text, idx, g)
-            yield x.to(self.device), text.to(self.device), *self._style(self.train, idx, g)
+            yield x.to(self.device), text.to(self.device), extra
 
-    def val_batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, ...]]:
+    def val_batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
         for i in range(0, len(self.val), batch_size):
             idx = torch.arange(i, min(i + batch_size, len(self.val)))
-            yield self.val.batch(idx, self.device), self.val_vecs.names(idx).to(self.device), *self._style(self.val, idx)
+            yield self.val.batch(idx, self.device), self.val_vecs.names(idx).to(self.device), self._style(self.val, idx)
 
     def meta(self, row: dict, cfg: VAETrainConfig) -> dict:
         return {"epoch": row["epoch"], "val_loss": row["val_loss"], "config": asdict(cfg)}
@@ -365,15 +404,15 @@ class StreamedVAEData:
     def steps(self) -> int:
         return len(self.train_dl)
 
-    def _pairs(self, dl) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _pairs(self, dl) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
         for x, _, caps in dl:
-            yield to_float(x, self.d.device), torch.from_numpy(self.encoder.encode_batch(list(caps))).to(self.d.device)
+            yield to_float(x, self.d.device), torch.from_numpy(self.encoder.encode_batch(list(caps))).to(self.d.device), {}
 
-    def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
         self.train_dl.sampler.set_epoch(epoch)
         return self._pairs(self.train_dl)
 
-    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
         return self._pairs(self.val_dl)
 
     def meta(self, row: dict, cfg: VAETrainConfig) -> dict:

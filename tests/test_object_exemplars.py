@@ -1,0 +1,109 @@
+"""The words-apart VAE's exemplar prior found by object, and the swap inputs of its training."""
+import torch
+import torch.nn.functional as F
+
+from crossgen import CVAE, CVAEConfig, load_model, save_model
+from crossgen.name_keys import name_keys, name_scores
+
+
+def unit(i: int, d: int = 16) -> torch.Tensor:
+    return torch.eye(d)[i]
+
+
+BLUE, GREEN, RED, APPLE, HEART, DOG = (unit(i) for i in range(6))
+PAD = torch.zeros(16)
+
+
+def words(*vs: torch.Tensor) -> torch.Tensor:
+    """Up to 3 word vectors -> the (3 * 16,) text input, zero-padded."""
+    return torch.cat([*vs, *[PAD] * (3 - len(vs))])
+
+
+def object_vae() -> CVAE:
+    """Tiny words VAE with exemplars: 3 green apples, 2 red apples, 1 red heart, 4 dogs (z = its index)."""
+    torch.manual_seed(0)
+    vae = CVAE(CVAEConfig(text_dim=16, cond_dim=16, latent_dim=4, channels=[4, 8], text="words", max_words=3)).eval()
+    names = [words(GREEN, APPLE)] * 3 + [words(RED, APPLE)] * 2 + [words(RED, HEART)] + [words(DOG)] * 4
+    z = torch.arange(10.0)[:, None].repeat(1, 4)
+    vae.set_exemplars(torch.stack(names), z, torch.stack([BLUE, GREEN, RED]))
+    vae.config.exemplar_sd = 0.0
+    return vae
+
+
+def test_name_keys_leave_colour_words_out_of_the_object():
+    attrs = torch.stack([BLUE, RED])
+    obj, full = name_keys(torch.stack([words(BLUE, APPLE), words(APPLE), words(RED)]).view(3, 3, 16), attrs)
+    assert torch.allclose(obj[0], APPLE) and torch.allclose(obj[1], APPLE)
+    assert torch.allclose(obj[2], RED)  # nothing but attributes: all of them
+    assert torch.allclose(full[0], F.normalize(BLUE + APPLE, dim=0))
+    table = name_keys(torch.stack([words(GREEN, APPLE), words(RED, HEART)]).view(2, 3, 16), attrs)
+    assert name_scores((obj[:1], full[:1]), table).argmax().item() == 0  # "blue apple": an apple, not a heart
+
+
+def test_an_undrawn_pair_finds_the_object_and_a_name_its_own_drawings():
+    vae = object_vae()
+    eps = torch.zeros(1, 4)
+    pick = lambda *w: vae.nearest_by_object(eps, words(*w)[None]).item()  # noqa: E731
+    assert pick(BLUE, APPLE) in range(0, 5)  # an apple of some colour
+    assert pick(RED, HEART) == 5 and pick(RED, APPLE) in (3, 4) and pick(DOG) in range(6, 10)
+    # the noise's first coordinate chooses among a name's drawings
+    many = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
+    got = set(vae.nearest_by_object(many, words(DOG)[None].repeat(200, 1)).tolist())
+    assert got == {6, 7, 8, 9}
+
+
+def test_a_request_gets_different_exemplars_then_the_next_names():
+    vae = object_vae()
+    for seed in range(5):
+        eps = torch.randn(4, 4, generator=torch.Generator().manual_seed(seed))
+        idx = vae.nearest_by_object(eps, words(DOG)[None].repeat(4, 1), vae.request_slots(eps))
+        assert sorted(idx.tolist()) == [6, 7, 8, 9]  # the four dogs, each once
+        eps = torch.randn(7, 4, generator=torch.Generator().manual_seed(seed))
+        idx = vae.nearest_by_object(eps, words(GREEN, APPLE)[None].repeat(7, 1), vae.request_slots(eps))
+        assert len(set(idx.tolist())) == 7 and {0, 1, 2} <= set(idx.tolist())  # its 3, then the nearest others
+    x = vae.sample(words(DOG), n=4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(x, vae.sample(words(DOG), n=4, generator=torch.Generator().manual_seed(1)))
+
+
+def test_object_exemplars_round_trip(tmp_path):
+    vae = object_vae()
+    save_model(tmp_path, "vae", vae, half=True, keep_float32=("name_object", "name_full", "attribute_words"))
+    vae2, meta = load_model(tmp_path, "vae", CVAE, CVAEConfig)
+    assert meta["config"]["exemplar_names"] == 4 and meta["config"]["exemplar_attributes"] == 3
+    t = words(BLUE, APPLE)
+    assert torch.allclose(vae.sample(t, n=3, generator=torch.Generator().manual_seed(2)),
+                          vae2.sample(t, n=3, generator=torch.Generator().manual_seed(2)), atol=2e-3)
+
+
+def test_the_encoder_reads_the_reference_under_its_own_caption():
+    torch.manual_seed(0)
+    vae = CVAE(CVAEConfig(text_dim=16, cond_dim=16, latent_dim=4, channels=[4, 8], text="words", max_words=3)).eval()
+    x, ref = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    t, t_ref = torch.stack([words(BLUE, APPLE)] * 2), torch.stack([words(GREEN, APPLE)] * 2)
+    out = vae(x, t, reference=ref, reference_text=t_ref)
+    mu, _ = vae.encode(ref, vae.condition(t_ref))
+    assert torch.allclose(out.mu, mu)
+    assert not torch.allclose(vae(x, t, reference=ref).mu, mu)  # without it: the target's caption
+
+
+def test_swaps_read_a_sibling_or_the_drawing_before_it_was_repainted(tmp_path):
+    from crossgen.train.vae import EmojiVAEData, VAETrainConfig
+    from helpers import FIXTURE, tiny_encoder
+
+    tiny_encoder().save(tmp_path / "word2vec.bin")
+    data = EmojiVAEData(FIXTURE, tmp_path, torch.device("cpu"), 512, cfg=VAETrainConfig(words=True, colour_aug=1.0, swap=1.0))
+    assert data.siblings  # the fixture has toned drawings with siblings
+    idx = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))  # the order batches() draws
+    x, text, extra = next(data.batches(0, torch.Generator().manual_seed(0)))
+    ref = extra["reference"]
+    assert ref.shape == x.shape and extra["reference_text"].shape == text.shape
+    images = data.train.batch(torch.arange(len(data.train)), "cpu")
+    repainted = swapped = 0
+    for i, record in enumerate(idx.tolist()):
+        if record in data.siblings:  # swap=1: always one of its siblings
+            assert any(torch.equal(ref[i], images[j]) for j in data.siblings[record])
+            swapped += 1
+        else:  # itself, as it was before any repainting
+            assert torch.equal(ref[i], images[record])
+            repainted += not torch.equal(x[i], images[record])
+    assert swapped > 0 and repainted > 0
