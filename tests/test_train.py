@@ -141,15 +141,15 @@ def test_fine_tuning_starts_from_the_saved_backbone_and_matching_head_rows(tmp_p
 
 
 @pytest.mark.slow
-def test_the_composing_generator_trains_without_the_holdout(tmp_path: Path):
-    """The flags of COMPOSING: Word2Vec and the VAE without the compositional hold-out, a VAE of z alone, then the
+def test_the_edit_prior_trains_without_the_holdout(tmp_path: Path):
+    """The flags of EDIT_PRIOR: Word2Vec and the VAE without the compositional hold-out, a VAE of z alone, then the
     edit prior over its latents, saved in vae.safetensors; the Pipeline draws with it."""
     from crossgen.data.holdout import held_out_ids
-    from crossgen.train.__main__ import COMPOSING
+    from crossgen.train.__main__ import EDIT_PRIOR
 
     out, work = tmp_path / "ckpt", tmp_path / "runs"
     main(["word2vec", "--out", str(out), "--work", str(work), *TINY, "--holdout"])
-    main(["vae", "--out", str(out), "--work", str(work), *COMPOSING, *TINY, "--steps", "60"])
+    main(["vae", "--out", str(out), "--work", str(work), *EDIT_PRIOR, *TINY, "--steps", "60"])
     vae, meta = load_model(out, "vae", CVAE, CVAEConfig)
     assert vae.config.text == "words" and vae.config.cond_drop == 1.0 and vae.config.exemplars == 0
     assert vae.config.prior == "flow" and vae.config.flow_kind == "edit" and vae.flow.ex_z.shape[1] == 4
@@ -168,15 +168,15 @@ def test_the_composing_generator_trains_without_the_holdout(tmp_path: Path):
     assert a.shape == (3, 3, 64, 64) and torch.equal(a, vae.sample(text, n=3, generator=torch.Generator().manual_seed(0)))
 
 
-def test_the_swap_generator_trains_and_finds_its_exemplars_by_object(tmp_path: Path):
-    """Words apart, colour captions and swaps, then exemplars found by object, with the hold-out left out of both
-    the VAE and its exemplars; the Pipeline's text input draws n different exemplars for one request."""
+def test_the_composing_generator_trains_and_finds_its_exemplars_by_object(tmp_path: Path):
+    """The flags of COMPOSING: words apart, colour captions and swaps, then exemplars found by object, with the
+    hold-out left out of both the VAE and its exemplars; one request draws n different exemplars."""
     from crossgen.data.holdout import held_out_ids
+    from crossgen.train.__main__ import COMPOSING
 
     out, work = tmp_path / "ckpt", tmp_path / "runs"
     main(["word2vec", "--out", str(out), "--work", str(work), *TINY, "--holdout"])
-    main(["vae", "--out", str(out), "--work", str(work), *TINY, "--words", "--holdout", "--colour-aug", "0.3",
-          "--swap", "0.5", "--refine-steps", "2"])
+    main(["vae", "--out", str(out), "--work", str(work), *COMPOSING, *TINY, "--refine-steps", "2"])
     vae, meta = load_model(out, "vae", CVAE, CVAEConfig, "cpu")
     assert vae.config.text == "words" and vae.config.cond_drop == 0 and meta["train"]["config"]["swap"] == 0.5
     first = load_records(FIXTURE, split="train")[:48]  # --limit 48

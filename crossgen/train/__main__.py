@@ -44,10 +44,13 @@ RECIPES = {
     "full": {"features": {"epochs": 114}, "captioner": {"views": 6, "epochs": 16}, "vae": {"epochs": 30}},
     "quick": {"features": {"epochs": 20}, "captioner": {"views": 2, "epochs": 6}, "vae": {"epochs": 10, "refine_steps": 10}},
 }
-# The composing generator (not shipped: docs/quality.md#composition): with --holdout on word2vec too, the vae stage
-# with these flags trains a VAE of z alone with colour captions, then fits the edit prior over its latents.
-COMPOSING = ["--words", "--holdout", "--cond-drop", "1", "--colour-aug", "0.3", "--no-exemplars", "--latent-dim", "128",
-             "--beta", "0.25", "--lr", "2e-3", "--epochs", "24", "--latent-prior", "edit"]
+# The composing generator (not shipped: docs/quality.md#composition), with --holdout on word2vec too: the vae stage
+# with these flags trains a words-apart VAE with colour captions and swaps, then stores its exemplars, found by object.
+COMPOSING = ["--words", "--holdout", "--colour-aug", "0.3", "--swap", "0.5", "--latent-dim", "128", "--beta", "0.25",
+             "--lr", "2e-3", "--epochs", "24", "--refine-steps", "10"]
+# The edit prior of docs/experiments.md (design 4b): a VAE of z alone, then a network that edits retrieved latents.
+EDIT_PRIOR = ["--words", "--holdout", "--cond-drop", "1", "--colour-aug", "0.3", "--no-exemplars", "--latent-dim", "128",
+              "--beta", "0.25", "--lr", "2e-3", "--epochs", "24", "--latent-prior", "edit"]
 
 
 def recipe_for(name: str, device: torch.device) -> str:
