@@ -165,9 +165,8 @@ def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit
     n = max(len(keep), 1)
     summary = {"count": len(keep), "refine_steps": refine_steps, "refine_lr": refine_lr,
                "bce_posterior_mean": round(bce[0].item() / n, 1), "bce_stored": round(bce[1].item() / n, 1)}
-    # float16 (what is evaluated is what ships) but the name vectors and keys, which find exact names by ties
-    save_model(out, "vae", model, half=True, keep_float32=("exemplar_text", "name_object", "name_full", "attribute_words"),
-               **{k: v for k, v in meta.items() if k not in ("config", "exemplars")}, exemplars=summary)
+    save_model(out, "vae", model, **{k: v for k, v in meta.items() if k not in ("config", "exemplars")},
+               exemplars=summary)
     return summary
 
 
