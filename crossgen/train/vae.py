@@ -358,11 +358,14 @@ class EmojiVAEData:
         """The drawings the encoder reads and their captions, before any repainting: each drawing itself, or for a
         share cfg.swap of those with siblings a sibling under its name. (B, 3, H, W), (B, text_in)."""
         ref, ref_text = x.clone(), text.clone()
+        rows, siblings = [], []  # the batch rows that read a sibling, and which
         for i, record in enumerate(idx.tolist()):
             pool = self.siblings.get(record)
             if pool and float(torch.rand(1, generator=g)) < self.swap:
-                j = pool[int(torch.randint(len(pool), (1,), generator=g))]
-                ref[i], ref_text[i] = self.train.batch(torch.tensor([j]), "cpu")[0], self.train_vecs.names(torch.tensor([j]))[0]
+                rows.append(i)
+                siblings.append(pool[int(torch.randint(len(pool), (1,), generator=g))])
+        if rows:  # one read of the sibling drawings and names
+            ref[rows], ref_text[rows] = self.train.batch(torch.tensor(siblings), "cpu"), self.train_vecs.names(torch.tensor(siblings))
         return ref, ref_text
 
     def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
