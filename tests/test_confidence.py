@@ -16,7 +16,8 @@ from crossgen.checkpoint import write_manifest
 from crossgen.confidence import FILE, Calibration, Confidence, DomainCheck, load_confidence
 from crossgen.data.ood import KINDS, build_ood, load_ood
 from crossgen.errors import CheckpointError
-from crossgen.train.confidence import auroc, expected_calibration_error, fit_platt, fit_probe, fpr_at_tpr
+from crossgen.train.confidence import (auroc, expected_calibration_error, fit_platt, fit_probe, fpr_at_tpr,
+                                      learned_styles)
 
 from helpers import FIXTURE, ROOT, make_tiny_checkpoints
 
@@ -71,6 +72,16 @@ def test_confidence_round_trip_and_absent_file(tmp_path):
     assert loaded.domain.threshold == -1.0 and loaded.domain.weight == probe.weight
     assert loaded.calibration.probability(math.log(0.5)) == pytest.approx(1 / (1 + math.exp(-0.1)))
     assert load_confidence(tmp_path, 256).domain is None  # made for another feature model
+
+
+def test_calibration_keeps_to_the_artists_the_models_learned_from(tmp_path):
+    assert learned_styles(tmp_path) is None  # no manifest: every validation drawing counts
+    write_manifest(tmp_path, data={"counts": {"noto": {"train": 5, "val": 1}, "twemoji": {"train": 0, "test": 3}}})
+    assert learned_styles(tmp_path) == {"noto"}  # the test artist trained nothing
+    assert learned_styles(SHIPPED) == {"noto", "openmoji", "fluent", "noto-v1", "emojione"}
+    shipped = json.loads((SHIPPED / FILE).read_text())
+    assert shipped["calibration_artists"] == sorted(learned_styles(SHIPPED))
+    assert set(shipped["probe_artists"]) > learned_styles(SHIPPED)  # the probe knows more artists as emoji
 
 
 def test_listed_but_missing_confidence_file_is_a_checkpoint_error(tmp_path):

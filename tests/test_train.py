@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from crossgen.skin_tone import RADII
 from crossgen.pipeline import Pipeline
 from crossgen.train import CaptionerTrainConfig, FeatureTrainConfig
 from crossgen.train.__main__ import RECIPES, config_for, main, recipe_for
+from crossgen.train.confidence import learned_styles
 from crossgen.vae import CVAE, CVAEConfig
 
 from helpers import FIXTURE, ROOT
@@ -84,6 +86,21 @@ def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     assert vae0.exemplar_z.shape == vae.exemplar_z.shape and not torch.equal(vae0.exemplar_z, vae.exemplar_z)
     assert all(torch.equal(a, b) for a, b in zip(vae0.parameters(), vae.parameters()))  # weights untouched
     assert json.loads((out / "manifest.json").read_text())["training"]["exemplars"]["result"] == meta0["exemplars"]
+
+    # the confidence stage on a later version of the dataset refits only confidence.json: the manifest keeps the
+    # data the models were trained on and records the stage's own; the calibration keeps to the learned artists
+    newer = tmp_path / "emoji_v2"
+    shutil.copytree(FIXTURE, newer)
+    build = json.loads((newer / "build.json").read_text())
+    (newer / "build.json").write_text(json.dumps({**build, "split_version": 2}))
+    before = json.loads((out / "manifest.json").read_text())
+    main(["confidence", "--out", str(out), "--work", str(work), *TINY[2:6], "--data", str(newer)])
+    after = json.loads((out / "manifest.json").read_text())
+    assert after["data"] == before["data"] and after["training"]["confidence"]["data"]["split_version"] == 2
+    assert {k: v for k, v in after["files"].items() if k != "confidence.json"} == \
+        {k: v for k, v in before["files"].items() if k != "confidence.json"}
+    fitted = json.loads((out / "confidence.json").read_text())
+    assert fitted["calibration_artists"] == sorted(learned_styles(out)) and fitted["probe_artists"]
 
 
 def test_recipes_change_stage_defaults_and_flags_win():

@@ -28,6 +28,7 @@ from .external_cli import train_external
 from .features import EmojiFeatureData, FeatureTrainConfig, train_features
 from .latent_flow import FlowTrainConfig, fit_flow
 from .loop import hardware, stage_record, with_flags
+from .confidence import fit_confidence
 from .postprocess import fit_postprocessing
 from .streaming import DataConfig
 from .vae import EmojiVAEData, VAETrainConfig, add_exemplars, finish_emoji_vae, train_vae
@@ -36,7 +37,7 @@ from .word2vec import CAPTION_REPEAT, caption_sentences, train_word2vec
 STAGES = ["word2vec", "features", "vae", "captioner"]
 CONFIGS = {"word2vec": Word2VecConfig, "features": FeatureTrainConfig, "vae": VAETrainConfig,
            "captioner": CaptionerTrainConfig, "exemplars": VAETrainConfig, "postprocess": CaptionerTrainConfig,
-           "flow": FlowTrainConfig}
+           "confidence": CaptionerTrainConfig, "flow": FlowTrainConfig}
 # Emoji-set recipes: per-stage changes to the dataclass defaults (flags given still win).
 # "full" is the shipped set: 7.6 min on one H100, hours on 2 CPU cores. "quick" fits `all` in an hour
 # on a 2-core CPU: fewer feature epochs, and the captioner stops where its validation loss bottomed out.
@@ -68,7 +69,7 @@ def config_for(stage: str, args: argparse.Namespace, recipe: str | None = None):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m crossgen.train", description=__doc__)
-    p.add_argument("stage", choices=STAGES + ["exemplars", "flow", "postprocess", "all"])
+    p.add_argument("stage", choices=STAGES + ["exemplars", "flow", "postprocess", "confidence", "all"])
     p.add_argument("--data", default="data/emoji", help="built dataset (python -m crossgen.data emoji)")
     p.add_argument("--out", default="checkpoints", help="where checkpoints, logs and manifest.json go")
     p.add_argument("--work", default="runs", help="resumable training state (git-ignored)")
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     stages = STAGES if args.stage == "all" else [args.stage]
     if args.data in SOURCES and not (Path(args.data) / "records.jsonl").is_file():
-        if args.stage == "postprocess":
+        if args.stage in ("postprocess", "confidence"):
             raise UsageError("the postprocess stage fits the emoji captioner's caption steps; "
                              "an external set's captioner has none")
         if args.stage == "exemplars":
@@ -150,24 +151,31 @@ def main(argv: list[str] | None = None) -> None:
 
 def train_emoji(args: argparse.Namespace, stages: list[str]) -> None:
     """Run `stages` on the built emoji set `args.data` in one process; each finished stage is recorded in
-    `<out>/manifest.json` (config, recipe, result, time, hardware)."""
+    `<out>/manifest.json` (config, recipe, result, time, hardware). The manifest's data record is the dataset the
+    models were trained on: a stage that trains one sets it; a stage that only fits steps on top of them (exemplars,
+    flow, postprocess, confidence) on another dataset version keeps it and records its own data in its entry."""
     device = get_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
-    training = (load_json(manifest_path) if manifest_path.is_file() else {}).get("training", {})
+    manifest = load_json(manifest_path) if manifest_path.is_file() else {}
+    training, data_record = manifest.get("training", {}), manifest.get("data") or {}
     recipe = recipe_for(args.recipe, device)
     build = Path(args.data) / "build.json"
+    built = json.loads(build.read_text()) if build.is_file() else {}
     print(f"training {stages} on {hardware(device)}, {recipe} recipe")
     for stage in stages:
         t0 = time.time()
         cfg = config_for(stage, args, recipe)
         result = run_emoji_stage(stage, args, out, device, cfg)
         flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg) if getattr(args, f.name, None) is not None}
-        start = {"init": args.init} if stage == "features" and args.init else {}
-        training[stage] = stage_record(cfg, result, t0, device, recipe=recipe, flags=flags, **start)
-        write_manifest(out, training=training, data=json.loads(build.read_text()) if build.is_file() else {},
-                       torch=torch.__version__)
+        extra = {"init": args.init} if stage == "features" and args.init else {}
+        if stage in STAGES or not data_record:
+            data_record = built
+        elif built.get("split_version") != data_record.get("split_version"):
+            extra["data"] = {"split_version": built.get("split_version"), "styles": sorted(built.get("packages", {}))}
+        training[stage] = stage_record(cfg, result, t0, device, recipe=recipe, flags=flags, **extra)
+        write_manifest(out, training=training, data=data_record, torch=torch.__version__)
         print(f"[{stage}] done in {training[stage]['minutes']} min")
 
 
@@ -193,6 +201,8 @@ def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: tor
         return add_exemplars(args.data, out, device, limit, cfg.refine_steps, cfg.refine_lr, holdout=bool(cfg.holdout))
     if stage == "postprocess":
         return fit_postprocessing(args.data, out, device, args.work, limit)
+    if stage == "confidence":  # the out-of-domain probe and the calibration alone; the captions stay as they are
+        return fit_confidence(args.data, out, device, args.work, limit)
     best = train_captioner(EmojiCaptionerData(args.data, device, cfg.views, limit), out, d, cfg, **common)
     return {**best, **fit_postprocessing(args.data, out, device, args.work, limit)}
 

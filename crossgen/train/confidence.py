@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..augment import augment
 from ..captioner import Captioner, CaptionerConfig, Vocab
-from ..checkpoint import load_model
+from ..checkpoint import MANIFEST, load_json, load_model
 from ..concept_fallback import load_fallback, rewrite
 from ..confidence import SOURCES, Calibration, Confidence, DomainCheck, named_by
 from ..data.ood import build_ood, load_ood
@@ -49,6 +49,14 @@ def expected_calibration_error(prob: np.ndarray, correct: np.ndarray, bins: int 
 
 
 # --------------------------------------------------------------------------- fitting
+
+
+def learned_styles(out: str | Path) -> set[str] | None:
+    """The artists whose drawings trained the models in `out` (the training counts of manifest.json's data
+    record), None when the folder records none."""
+    path = Path(out) / MANIFEST
+    counts = (load_json(path).get("data") or {}).get("counts", {}) if path.is_file() else {}
+    return {style for style, c in counts.items() if c.get("train")} or None
 
 
 def fit_probe(inside: torch.Tensor, outside: torch.Tensor, weight_decay: float = WEIGHT_DECAY, steps: int = 300,
@@ -125,10 +133,13 @@ def best_captions(data: str | Path, out: str | Path, features: ImageFeatures, de
 
 def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work: str | Path,
                    limit: int | None = None, views: int = 1, seed: int = 0) -> dict:
-    """Fit and write `<out>/confidence.json`: the probe on the training drawings (clean and `views` augmented
-    views) against the validation part of the out-of-domain set (built into `<work>/ood` when absent), its
-    threshold on the validation slice, and the calibration of the best caption's probability on the validation
-    slice. Returns the validation figures."""
+    """Fit and write `<out>/confidence.json`: the probe on the training drawings of every artist in `data` (clean
+    and `views` augmented views) against the validation part of the out-of-domain set (built into `<work>/ood`
+    when absent), its threshold on the whole validation slice, and the calibration of the best caption's
+    probability on the validation drawings of the artists the captioner learned from (`learned_styles`; all of
+    them when the folder records none). A dataset with more artists than the models learned from widens what the
+    probe knows as emoji; it cannot teach the calibration how often the captions are right for artists the
+    captioner never saw (docs/experiments.md). Returns the validation figures."""
     features, _ = load_model(out, "features", ImageFeatures, FeatureConfig, device)
     g = torch.Generator().manual_seed(seed)
     train = load_split(data, "train", limit=limit)
@@ -154,19 +165,24 @@ def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work
                     "passed": float((ood_scores[kinds == k] >= domain.threshold).mean())}
                 for k in sorted(set(kinds))}
 
+    styles = learned_styles(out)
+    learned = np.array([styles is None or r["style"] in styles for r in val_records])
     correct = np.array([normalize_text(c) == normalize_text(r["name"]) for (c, _), r in zip(best, val_records)], float)
     logprob = np.array([lp for _, lp in best])
     src = np.array(sources)
-    params = {s: fit_platt(logprob[src == s], correct[src == s]) if (src == s).sum() >= 10 else [1.0, 0.0]
-              for s in SOURCES}
+    fit_on = {s: learned & (src == s) for s in SOURCES}
+    params = {s: fit_platt(logprob[m], correct[m]) if m.sum() >= 10 else [1.0, 0.0] for s, m in fit_on.items()}
     calibration = Calibration(params)
     shown = np.array([calibration.probability(lp, s) for lp, s in zip(logprob, sources)])
     figures = {"val_images": len(val_records), "val_accepted": float((val_scores >= domain.threshold).mean()),
-               "ood_val": per_kind, "ece_val_before": expected_calibration_error(np.exp(logprob), correct),
-               "ece_val_after": expected_calibration_error(shown, correct)}
+               "probe_artists": sorted({r["style"] for r in train.records}), "ood_val": per_kind,
+               "calibration_images": int(learned.sum()), "calibration_artists": sorted(styles) if styles else None,
+               "ece_val_before": expected_calibration_error(np.exp(logprob[learned]), correct[learned]),
+               "ece_val_after": expected_calibration_error(shown[learned], correct[learned])}
     Confidence(domain, calibration).save(
-        out, chosen_on=f"probe: training drawings + {views} augmented view(s) against the out-of-domain set's "
-                       f"validation part, weight decay {WEIGHT_DECAY}; threshold: {ACCEPT:.0%} of the validation "
-                       "slice accepted; calibration: Platt scaling of the best caption's probability per source "
-                       "against exact-name correctness on the validation slice", **figures)
+        out, chosen_on=f"probe: training drawings of every artist in the data + {views} augmented view(s) against "
+                       f"the out-of-domain set's validation part, weight decay {WEIGHT_DECAY}; threshold: {ACCEPT:.0%} "
+                       "of the validation slice accepted; calibration: Platt scaling of the best caption's probability "
+                       "per source against exact-name correctness on the validation drawings of the artists the "
+                       "captioner learned from", **figures)
     return figures
