@@ -230,15 +230,18 @@ class CVAE(nn.Module):
         if self.config.exemplars and text_vec is not None:
             if self.config.text == "words":
                 return self.exemplar_z[self.nearest_by_object(eps, text_vec, slots)] + self.config.exemplar_sd * eps
-            return self.exemplar_latent(eps, text_vec)
+            return self.exemplar_latent(eps, text_vec, slots)
         prior = self.prior(cond)
         return eps if prior is None else prior[0] + eps * torch.exp(0.5 * prior[1])
 
-    def exemplar_latent(self, eps: torch.Tensor, text_vec: torch.Tensor) -> torch.Tensor:
+    def exemplar_latent(self, eps: torch.Tensor, text_vec: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
         """z = latent of an exemplar of the text + exemplar_sd * noise. A prompt that is a training
         name draws among that name's exemplars only (its drawings by the different artists); any other
         prompt among its k nearest. The exemplar is picked by the noise's first coordinate (through the
-        normal CDF) from the candidates in index order, so a seed fixes the images on any device."""
+        normal CDF) from the candidates in index order, so a seed fixes the images on any device. A request's
+        n images (slots: `request_slots`) take n consecutive candidates from that pick on, wrapping within the
+        candidates: n different drawings while there are at least n, each drawing about equally often past
+        that, and each image still any candidate with equal chance. Without slots each image is a request of one."""
         sims = F.normalize(text_vec.float(), dim=1) @ self.exemplar_text.T  # (B, N)
         n, k = len(self.exemplar_text), min(self.config.exemplar_k, len(self.exemplar_text))
         top = sims.topk(min(max(k, 16), n), dim=1)  # (B, W) each, nearest first
@@ -249,8 +252,12 @@ class CVAE(nn.Module):
         # candidates sorted by index (topk orders ties differently on CPU and CUDA); n marks a non-candidate
         cand = torch.where(torch.where(exact, same, nearest), top.indices, n).sort(dim=1).values  # (B, W)
         count = (cand < n).sum(1)  # (B,)
-        u = 0.5 * (1 + torch.erf(eps[:, 0] / math.sqrt(2)))  # (B,) uniform in (0, 1)
-        pick = cand.gather(1, (u * count).long().clamp(max=count - 1)[:, None])[:, 0]  # (B,)
+        if slots is None:
+            u, j = 0.5 * (1 + torch.erf(eps[:, 0] / math.sqrt(2))), torch.zeros_like(count)  # (B,) uniform in (0, 1)
+        else:
+            u, j = slots[:, 0].to(eps.device), slots[:, 1].long().to(count.device)
+        offset = (u * count).long().clamp(max=count - 1)  # (B,)
+        pick = cand.gather(1, ((offset + j) % count)[:, None])[:, 0]  # (B,)
         return self.exemplar_z[pick] + self.config.exemplar_sd * eps
 
     @staticmethod

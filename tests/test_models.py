@@ -192,6 +192,26 @@ def test_vae_exemplar_prior_keeps_a_training_name_to_its_own_exemplars():
     assert len(picked(free.repeat(400, 1))) == 4 and 3.0 in picked(free.repeat(400, 1))
 
 
+def test_vae_exemplar_request_gets_different_drawings_of_its_name():
+    vae = tiny_vae()
+    e = torch.eye(16)
+    name, close, other = e[0], torch.nn.functional.normalize(e[0] + 0.05 * e[1], dim=0), e[2]
+    vae.set_exemplars(torch.stack([name, name, close, other, name]), torch.arange(5.0)[:, None].repeat(1, 4))
+    vae.config.exemplar_k, vae.config.exemplar_sd = 1, 0.0
+    pick = lambda eps, slots: vae.from_noise(eps, vae.condition(name.repeat(len(eps), 1)),  # noqa: E731
+                                             name.repeat(len(eps), 1), slots)[:, 0].tolist()
+    for seed in range(8):
+        eps = torch.randn(4, 4, generator=torch.Generator().manual_seed(seed))
+        three = pick(eps[:3], vae.request_slots(eps[:3]))
+        assert sorted(three) == [0.0, 1.0, 4.0]  # the name's three drawings, each once
+        assert three[0] == pick(eps[:1], None)[0]  # the first image is the one a request of one gets
+        four = pick(eps, vae.request_slots(eps))
+        assert sorted(set(four)) == [0.0, 1.0, 4.0] and four[3] == four[0]  # past three, the name's again in turn
+    # without slots, images are picked independently (as a request of one each)
+    eps = torch.randn(400, 4, generator=torch.Generator().manual_seed(0))
+    assert set(pick(eps, None)) == {0.0, 1.0, 4.0}
+
+
 def test_vae_exemplars_round_trip(tmp_path):
     vae = tiny_vae(prior="learned")
     vae.set_exemplars(torch.randn(5, 16), torch.randn(5, 4))
