@@ -252,10 +252,7 @@ class CVAE(nn.Module):
         # candidates sorted by index (topk orders ties differently on CPU and CUDA); n marks a non-candidate
         cand = torch.where(torch.where(exact, same, nearest), top.indices, n).sort(dim=1).values  # (B, W)
         count = (cand < n).sum(1)  # (B,)
-        if slots is None:
-            u, j = 0.5 * (1 + torch.erf(eps[:, 0] / math.sqrt(2))), torch.zeros_like(count)  # (B,) uniform in (0, 1)
-        else:
-            u, j = slots[:, 0].to(eps.device), slots[:, 1].long().to(count.device)
+        u, j, _ = self.request_places(eps, slots, count)  # (B,) each
         offset = (u * count).long().clamp(max=count - 1)  # (B,)
         pick = cand.gather(1, ((offset + j) % count)[:, None])[:, 0]  # (B,)
         return self.exemplar_z[pick] + self.config.exemplar_sd * eps
@@ -270,6 +267,16 @@ class CVAE(nn.Module):
         j = torch.arange(n, dtype=torch.float32, device=eps.device)
         return torch.stack([torch.full_like(j, u), j, torch.full_like(j, float(n))], dim=1)
 
+    @staticmethod
+    def request_places(eps: torch.Tensor, slots: torch.Tensor | None, like: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each image's (B,) uniform number, place j in its request and request size n, from `request_slots`; without
+        slots each image is a request of one, its uniform number its own noise's first coordinate through the normal
+        CDF. j and n are long tensors on the device of `like`."""
+        if slots is None:
+            return 0.5 * (1 + torch.erf(eps[:, 0] / math.sqrt(2))), torch.zeros_like(like), torch.ones_like(like)
+        return slots[:, 0].to(eps.device), slots[:, 1].long().to(like.device), slots[:, 2].long().to(like.device)
+
     def nearest_by_object(self, eps: torch.Tensor, text_vec: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
         """text="words": (B,) indices of the exemplars drawn for word vectors (B, T * D). The exemplars are ranked
         by `name_scores` (ties in index order); the best name's m drawings (its artists) come first. A request's
@@ -283,10 +290,7 @@ class CVAE(nn.Module):
         order = order[:, :width]
         name = self.exemplar_name[order]  # (B, W)
         m = (name == name[:, :1]).sum(1)  # (B,) drawings of the best name (its skin tones differ by ~1e-4 in score)
-        if slots is None:
-            u, j, n = 0.5 * (1 + torch.erf(eps[:, 0] / math.sqrt(2))), torch.zeros_like(m), torch.ones_like(m)
-        else:
-            u, j, n = slots[:, 0].to(eps.device), slots[:, 1].long().to(m.device), slots[:, 2].long().to(m.device)
+        u, j, n = self.request_places(eps, slots, m)  # (B,) each
         offset = (u * m).long().clamp(max=m - 1)  # (B,)
         place = (offset + j) % torch.maximum(m, n).clamp(max=width)  # (B,)
         return order.gather(1, place[:, None])[:, 0]

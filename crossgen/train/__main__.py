@@ -23,12 +23,12 @@ from ..device import get_device
 from ..errors import UsageError
 from ..text_encoder import Word2VecConfig
 from .captioner import CaptionerTrainConfig, EmojiCaptionerData, train_captioner
+from .confidence import fit_confidence
 from .distributed import Dist
 from .external_cli import train_external
 from .features import EmojiFeatureData, FeatureTrainConfig, train_features
 from .latent_flow import FlowTrainConfig, fit_flow
 from .loop import hardware, stage_record, with_flags
-from .confidence import fit_confidence
 from .postprocess import fit_postprocessing
 from .streaming import DataConfig
 from .vae import EmojiVAEData, VAETrainConfig, add_exemplars, finish_emoji_vae, train_vae
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     stages = STAGES if args.stage == "all" else [args.stage]
     if args.data in SOURCES and not (Path(args.data) / "records.jsonl").is_file():
         if args.stage in ("postprocess", "confidence"):
-            raise UsageError("the postprocess stage fits the emoji captioner's caption steps; "
+            raise UsageError(f"the {args.stage} stage fits the emoji captioner's caption steps; "
                              "an external set's captioner has none")
         if args.stage == "exemplars":
             raise UsageError("the exemplars stage rebuilds the emoji VAE's exemplar table; "
