@@ -71,6 +71,21 @@ def test_train_folder_too_small_to_split_names_the_subfolders(tmp_path, capsys):
     assert not (tmp_path / "out" / "word2vec.bin").exists()
 
 
+def test_train_word2vec_without_wordnet_stops_unless_told(tmp_path, capsys, monkeypatch):
+    """The shipped vocabulary needs the WordNet glosses: where wordnet-base is not installed the word2vec stage stops
+    with a line naming the package and --no-wordnet, writes nothing; with --no-wordnet it trains on the captions and
+    the manifest records that no glosses were read."""
+    from crossgen.train import word2vec
+    monkeypatch.setattr(word2vec, "WORDNET", tmp_path / "no-wordnet")
+    monkeypatch.setattr(word2vec.wordnet_sentences, "__defaults__", (tmp_path / "no-wordnet",))
+    args = ["word2vec", "--data", str(FIXTURE), "--out", str(tmp_path / "out"), "--vector-size", "16"]
+    user_mistake(train_cli.main, args, capsys, "wordnet-base", "--no-wordnet")
+    assert not (tmp_path / "out" / "word2vec.bin").exists()
+    assert cli.run(train_cli.main, [*args, "--no-wordnet"]) == 0
+    result = json.loads((tmp_path / "out" / "manifest.json").read_text())["training"]["word2vec"]["result"]
+    assert result["wordnet"] is None and result["wordnet_sentences"] == 0 and result["vocab"] > 100
+
+
 def test_train_wrong_or_missing_root(tmp_path, capsys):
     user_mistake(train_cli.main, ["all", "--data", "folder", "--root", str(tmp_path / "nowhere")], capsys,
                  "--root", "is not a directory")

@@ -1,5 +1,7 @@
 """Stage `word2vec`: Word2Vec on the captions (emoji names, captions and keywords, or an external set's
-captions), plus WordNet glosses when installed."""
+captions), plus WordNet glosses (Debian's wordnet-base): the shipped set's 30,000 words, "puppy" and "kitty" among
+them, come from the glosses; without them only the captions' ~4,600 words are known, so the stage stops unless
+--no-wordnet asks for captions alone."""
 from __future__ import annotations
 
 import time
@@ -8,6 +10,7 @@ from pathlib import Path
 
 from ..checkpoint import WORD_VECTORS, save_json
 from ..data import load_records
+from ..errors import DataNotFoundError
 from ..preprocess import tokenize
 from ..text_encoder import TextEncoder, Word2VecConfig
 
@@ -17,7 +20,11 @@ MAX_WORDS = 30_000  # most frequent words kept besides every caption word (30k x
 
 
 def wordnet_sentences(root: Path = WORDNET) -> list[list[str]]:
-    """One sentence per synset: its lemmas followed by its gloss ("puppy: a young dog")."""
+    """One sentence per synset: its lemmas followed by its gloss ("puppy: a young dog"). Raises DataNotFoundError
+    when the glosses are not installed."""
+    if not (root / "data.noun").is_file():
+        raise DataNotFoundError(f"WordNet glosses not found in {root}: install them (`apt-get install wordnet-base`), "
+                                "or pass --no-wordnet to train Word2Vec on the captions alone (a far smaller vocabulary)")
     sents = []
     for pos in ("noun", "verb", "adj", "adv"):
         path = root / f"data.{pos}"
@@ -54,8 +61,8 @@ def external_sentences(records: dict[str, list[dict]]) -> list[list[str]]:
 def train_word2vec(captions: list[list[str]], out: str | Path, cfg: Word2VecConfig, wordnet: bool = True,
                    repeat: int = 1) -> dict:
     """Word2Vec on caption sentences, repeated `repeat` times (few captions then weigh against the glosses),
-    plus WordNet glosses when installed; pruned to the caption words and the MAX_WORDS most frequent others.
-    Writes `<out>/word2vec.bin` and `word2vec.json`; run on one rank."""
+    plus WordNet glosses when `wordnet` (DataNotFoundError when they are not installed); pruned to the caption words
+    and the MAX_WORDS most frequent others. Writes `<out>/word2vec.bin` and `word2vec.json`; run on one rank."""
     t0 = time.time()
     glosses = wordnet_sentences() if wordnet else []
     encoder = TextEncoder.train(captions * repeat + glosses, cfg)
