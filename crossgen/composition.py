@@ -45,7 +45,7 @@ class CompositionConfig:
     images_per_prompt: int = 4
     seed: int = 0  # each prompt's seed is seed + crc32(prompt) % 10**6: fixed per prompt, whatever else is asked
     diversity_prompts: int = 20
-    diversity_sizes: tuple[int, ...] = (4, 16)
+    diversity_sizes: tuple[int, ...] = (4, 9)
     temperatures: tuple[float, ...] = (0.5, 1.0)
     min_distance: float = 0.03  # two images of one request closer than this (mean |pixel difference|) are one drawing
 

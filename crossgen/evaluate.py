@@ -403,6 +403,7 @@ def metrics_record(args: argparse.Namespace, cfg: EvalConfig, ckpt: Path, device
         "config": asdict(cfg), "hardware": hardware(device),
         "checkpoints": {"dir": str(ckpt), "sha256": {f: sha256(ckpt / f) for f in USED_FILES if (ckpt / f).is_file()},
                         "evaluator_train": evaluator.meta.get("train", {})},
+        "judge": {"evaluator_artists": evaluator.meta.get("train", {}).get("artists")},  # the artists it learned
         "captioning": cap, "confidence": conf,
         "text_to_image": t2i, "grid": args.grid or None,
     }
@@ -422,6 +423,7 @@ def run_composition(args: argparse.Namespace, ckpt: Path, device: torch.device, 
     section, grid = composition(pipe, evaluator, objects, pipe.skin_tone or load_skin_tone(ckpt), train, real, test,
                                 nbest, cfg, baseline)
     section["object_reader_missing"] = note
+    section["object_reader_artists"] = objects.meta.get("train", {}).get("artists") if objects else None
     path = args.composition_grid if args.composition_grid is not None else (
         str(Path(args.grid).with_name("undrawn_grid.png")) if args.grid else "")
     if path:

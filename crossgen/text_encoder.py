@@ -26,7 +26,7 @@ class Word2VecConfig:
     epochs: int = 10
     seed: int = 0
     workers: int = 2
-    holdout: bool = False  # emoji set: the captions of the compositional hold-out are left out
+    holdout: bool = True  # emoji set: the captions of the compositional hold-out are left out
 
 
 @dataclass
@@ -126,12 +126,14 @@ class TextEncoder:
         known = [t for t in tokenize(text) if t in self]
         return [t for t in known if t not in STOPWORDS] or known
 
-    def encode_batch(self, texts: list[str]) -> np.ndarray:
-        """Vectors for training captions, (N, D); a caption with no known word gets zeros."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+    def encode_batch(self, texts: list[str], words: bool = False) -> np.ndarray:
+        """Vectors for training captions, (N, D), or with `words` their word vectors flattened, (N, MAX_WORDS * D);
+        a caption with no known word gets zeros."""
+        out = np.zeros((len(texts), self.dim * (MAX_WORDS if words else 1)), dtype=np.float32)
         for i, t in enumerate(texts):
             try:
-                out[i] = self.encode_tokens(tokenize(t)).vector
+                e = self.encode_tokens(tokenize(t))
             except UnknownWordsError:
-                pass
+                continue
+            out[i] = e.words.reshape(-1) if words else e.vector
         return out

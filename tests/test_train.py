@@ -18,6 +18,7 @@ from crossgen.errors import UsageError
 from crossgen.skin_tone import RADII
 from crossgen.pipeline import Pipeline
 from crossgen.train import CaptionerTrainConfig, FeatureTrainConfig
+from crossgen.train.vae import VAETrainConfig
 from crossgen.train.__main__ import RECIPES, config_for, main, recipe_for
 from crossgen.train.confidence import learned_styles
 from crossgen.vae import CVAE, CVAEConfig
@@ -57,12 +58,14 @@ def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     vae, meta = load_model(out, "vae", CVAE, CVAEConfig)
     assert vae.config.prior == "standard" and vae.prior_net is None
     n = vae.config.exemplars
-    assert n > 0 and vae.exemplar_z.shape == (n, 4) and vae.exemplar_text.shape == (n, 16)
+    # the composing generator: the words read apart, exemplars found by object (their names' keys, 16-d here)
+    assert vae.config.text == "words" and n > 0 and vae.exemplar_z.shape == (n, 4) and vae.exemplar_name.shape == (n,)
+    assert vae.name_object.shape == (vae.config.exemplar_names, 16)
     # the spread around an exemplar is measured from the posteriors, not left at the config default
     assert 0 < vae.config.exemplar_sd < 2 and vae.config.exemplar_sd != CVAEConfig.exemplar_sd
     # the stored latents were fitted from the posterior means and reconstruct their images better
     ex = meta["exemplars"]
-    assert ex["count"] == n and ex["refine_steps"] == RECIPES["quick"]["vae"]["refine_steps"] > 0  # auto on CPU
+    assert ex["count"] == n and ex["refine_steps"] == VAETrainConfig.refine_steps > 0
     assert ex["bce_stored"] < ex["bce_posterior_mean"]
     assert manifest["training"]["vae"]["result"]["exemplars"] == ex
 
@@ -122,7 +125,7 @@ def test_the_manifest_says_how_each_shipped_stage_was_trained():
     """Each stage's recorded config is what its recorded recipe and command-line flags give (records from before
     flags were recorded were trained with the full recipe and no flags; fields added since take their defaults)."""
     training = json.loads((ROOT / "checkpoints" / "manifest.json").read_text())["training"]
-    for stage in RECIPES["full"]:
+    for stage in ("word2vec", "features", "vae", "captioner"):
         record = training[stage]
         recorded = record["config"]
         if stage == "vae" and "exemplars" in training:  # its exemplar table was rebuilt later by the exemplars stage
@@ -165,7 +168,7 @@ def test_the_edit_prior_trains_without_the_holdout(tmp_path: Path):
     from crossgen.train.__main__ import EDIT_PRIOR
 
     out, work = tmp_path / "ckpt", tmp_path / "runs"
-    main(["word2vec", "--out", str(out), "--work", str(work), *TINY, "--holdout"])
+    main(["word2vec", "--out", str(out), "--work", str(work), *TINY])
     main(["vae", "--out", str(out), "--work", str(work), *EDIT_PRIOR, *TINY, "--steps", "60"])
     vae, meta = load_model(out, "vae", CVAE, CVAEConfig)
     assert vae.config.text == "words" and vae.config.cond_drop == 1.0 and vae.config.exemplars == 0
@@ -186,19 +189,23 @@ def test_the_edit_prior_trains_without_the_holdout(tmp_path: Path):
 
 
 def test_the_composing_generator_trains_and_finds_its_exemplars_by_object(tmp_path: Path):
-    """The flags of COMPOSING: words apart, colour captions and swaps, then exemplars found by object, with the
-    hold-out left out of both the VAE and its exemplars; one request draws n different exemplars."""
+    """The default vae stage: words apart, colour captions and swaps, then exemplars found by object, with the
+    hold-out left out of Word2Vec, the VAE and its exemplars; one request draws n different exemplars."""
     from crossgen.data.holdout import held_out_ids
-    from crossgen.train.__main__ import COMPOSING
 
     out, work = tmp_path / "ckpt", tmp_path / "runs"
-    main(["word2vec", "--out", str(out), "--work", str(work), *TINY, "--holdout"])
-    main(["vae", "--out", str(out), "--work", str(work), *COMPOSING, *TINY, "--refine-steps", "2"])
+    main(["word2vec", "--out", str(out), "--work", str(work), *TINY])
+    main(["vae", "--out", str(out), "--work", str(work), *TINY, "--refine-steps", "2"])
     vae, meta = load_model(out, "vae", CVAE, CVAEConfig, "cpu")
     assert vae.config.text == "words" and vae.config.cond_drop == 0 and meta["train"]["config"]["swap"] == 0.5
     first = load_records(FIXTURE, split="train")[:48]  # --limit 48
     assert vae.config.exemplars == meta["exemplars"]["count"] == sum(r["id"] not in held_out_ids() for r in first)
     assert vae.config.exemplar_names > 0 and vae.name_object.dtype == torch.float32
+    # each exemplar row names its training drawing and artist (credits), in the rows' order
+    kept = [r for r in first if r["id"] not in held_out_ids()]
+    sources = meta["sources"]
+    assert sources["name"] == [r["name"] for r in kept]
+    assert [sources["artists"][i] for i in sources["artist"]] == [r["style"] for r in kept]
     from crossgen import TextEncoder
 
     encoder = TextEncoder.load(out / "word2vec.bin")

@@ -35,23 +35,20 @@ from .vae import EmojiVAEData, VAETrainConfig, add_exemplars, finish_emoji_vae, 
 from .word2vec import CAPTION_REPEAT, caption_sentences, train_word2vec
 
 STAGES = ["word2vec", "features", "vae", "captioner"]
+IMAGE_TO_TEXT = ("features", "captioner")  # the stages whose data the manifest's data record describes
 CONFIGS = {"word2vec": Word2VecConfig, "features": FeatureTrainConfig, "vae": VAETrainConfig,
            "captioner": CaptionerTrainConfig, "exemplars": VAETrainConfig, "postprocess": CaptionerTrainConfig,
            "confidence": CaptionerTrainConfig, "flow": FlowTrainConfig}
-# Emoji-set recipes: per-stage changes to the dataclass defaults (flags given still win).
-# "full" is the shipped set: 7.6 min on one H100, hours on 2 CPU cores. "quick" fits `all` in an hour
-# on a 2-core CPU: fewer feature epochs, and the captioner stops where its validation loss bottomed out.
+# Emoji-set recipes: per-stage changes to the dataclass defaults (flags given still win). Both train the same
+# generator (VAETrainConfig's defaults); "full" is the shipped image -> text set: 7.6 min on one H100, hours on 2 CPU
+# cores. "quick" fits the features and the captioner in under an hour on a 2-core CPU: fewer feature epochs, and the
+# captioner stops where its validation loss bottomed out.
 RECIPES = {
-    "full": {"features": {"epochs": 114}, "captioner": {"views": 6, "epochs": 16}, "vae": {"epochs": 30}},
-    "quick": {"features": {"epochs": 20}, "captioner": {"views": 2, "epochs": 6}, "vae": {"epochs": 10, "refine_steps": 10}},
+    "full": {"features": {"epochs": 114}, "captioner": {"views": 6, "epochs": 16}},
+    "quick": {"features": {"epochs": 20}, "captioner": {"views": 2, "epochs": 6}},
 }
-# The composing generator (not shipped: docs/quality.md#composition), with --holdout on word2vec too: the vae stage
-# with these flags trains a words-apart VAE with colour captions and swaps, then stores its exemplars, found by object.
-COMPOSING = ["--words", "--holdout", "--colour-aug", "0.3", "--swap", "0.5", "--latent-dim", "128", "--beta", "0.25",
-             "--lr", "2e-3", "--epochs", "24", "--refine-steps", "10"]
 # The edit prior of docs/experiments.md (design 4b): a VAE of z alone, then a network that edits retrieved latents.
-EDIT_PRIOR = ["--words", "--holdout", "--cond-drop", "1", "--colour-aug", "0.3", "--no-exemplars", "--latent-dim", "128",
-              "--beta", "0.25", "--lr", "2e-3", "--epochs", "24", "--latent-prior", "edit"]
+EDIT_PRIOR = ["--cond-drop", "1", "--no-exemplars", "--latent-prior", "edit"]
 
 
 def recipe_for(name: str, device: torch.device) -> str:
@@ -152,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
 def train_emoji(args: argparse.Namespace, stages: list[str]) -> None:
     """Run `stages` on the built emoji set `args.data` in one process; each finished stage is recorded in
     `<out>/manifest.json` (config, recipe, result, time, hardware). The manifest's data record is the dataset the
-    models were trained on: a stage that trains one sets it; a stage that only fits steps on top of them (exemplars,
-    flow, postprocess, confidence) on another dataset version keeps it and records its own data in its entry."""
+    image -> text models were trained on (the calibration reads its artists): the features and captioner stages set
+    it; any other stage (word2vec and the VAE, the fits on top of them) on another dataset version keeps it and
+    records its own data in its entry."""
     device = get_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,7 +168,7 @@ def train_emoji(args: argparse.Namespace, stages: list[str]) -> None:
         result = run_emoji_stage(stage, args, out, device, cfg)
         flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg) if getattr(args, f.name, None) is not None}
         extra = {"init": args.init} if stage == "features" and args.init else {}
-        if stage in STAGES or not data_record:
+        if stage in IMAGE_TO_TEXT or not data_record:
             data_record = built
         elif built.get("split_version") != data_record.get("split_version"):
             extra["data"] = {"split_version": built.get("split_version"), "styles": sorted(built.get("packages", {}))}

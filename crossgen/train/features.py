@@ -164,6 +164,7 @@ class EmojiFeatureData:
         return {"concepts": list(self.concepts), "words": list(self.words),
                 "train": {"epoch": row["epoch"], "val_top1": row["val_top1"], "config": asdict(cfg),
                           "images": len(self.train), "limit": self.limit,
+                          "artists": sorted({r["style"] for r in self.train.records}),
                           **({"init": str(self.init)} if self.init else {})}}
 
 

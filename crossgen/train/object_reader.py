@@ -189,6 +189,7 @@ def train_object_reader(data: str | Path, out: str | Path, configs: list[ObjectT
     variants = {(r[1]["config"]["tuned"] or "head_only"): {k: r[1][k] for k in ("best", "seconds", "config")} for r in results}
     info = {"objects": objects, "evaluator_sha256": sha256(evaluator_dir / "evaluator.safetensors"),
             "train": {**{k: v for k, v in summary.items() if k != "log"}, "train_images": len(train), "copies": copies,
+                      "artists": sorted({r["style"] for r in train.records}),
                       "cache_seconds": cache_seconds, "val_images": len(keep), "log": summary["log"],
                       "variants": variants, "chosen": parts.config.tuned or "head_only",
                       "data": str(data), "rule": "object = crossgen.data.holdout.object_of(name): colour word and tone "

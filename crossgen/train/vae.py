@@ -30,9 +30,11 @@ from .streaming import DataConfig, loader, to_float
 
 @dataclass
 class VAETrainConfig:
-    epochs: int = 14
+    """The composing generator (design 6 of docs/experiments.md): the prompt's words read apart, colour captions and
+    swaps, exemplars found by object; the compositional hold-out left out."""
+    epochs: int = 24
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
     latent_dim: int = 128  # with the exemplar prior, a larger latent gives sharper drawings (16 was blurred)
     beta: float = 0.25
     prior: str = "standard"  # sampling uses the exemplar prior (add_exemplars); "learned" = p(z | text);
@@ -41,21 +43,21 @@ class VAETrainConfig:
     kl_warmup: int = 3  # epochs over which beta ramps up from 0
     seed: int = 0
     # exemplar latents: Adam steps on each training image's reconstruction from its posterior mean (0: the means)
-    refine_steps: int = 30
+    refine_steps: int = 10
     refine_lr: float = 0.1
     exemplars: bool = True  # emoji set: store the training latents as the sampling prior after training
     latent_prior: str = ""  # emoji set: then fit this prior over the latents ("flow", "gaussian", "edit"; train.latent_flow)
     # composition (CVAEConfig.text / styles / cond_drop / guidance): the words apart, one embedding per artist
-    words: bool = False
+    words: bool = True
     styles: bool = False
     cond_drop: float = 0.0
     guidance: float = 1.0
-    colour_aug: float = 0.0  # emoji set: share of the drawings repainted in another colour, named so
-    holdout: bool = False  # emoji set: leave the compositional hold-out (crossgen/data/holdout.json) out
+    colour_aug: float = 0.3  # emoji set: share of the drawings repainted in another colour, named so
+    holdout: bool = True  # emoji set: leave the compositional hold-out (crossgen/data/holdout.json) out
     reference: bool = False  # emoji set: infer z from another drawing by the same artist (style only, no content)
     # emoji set, swaps: z is read from a repainted drawing's original (under its own caption) and, for this share of
     # the drawings named with a colour or a skin tone, from a sibling in another colour or tone by the same artist
-    swap: float = 0.0
+    swap: float = 0.5
 
 
 class CaptionVectors:
@@ -165,9 +167,17 @@ def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit
     n = max(len(keep), 1)
     summary = {"count": len(keep), "refine_steps": refine_steps, "refine_lr": refine_lr,
                "bce_posterior_mean": round(bce[0].item() / n, 1), "bce_stored": round(bce[1].item() / n, 1)}
-    save_model(out, "vae", model, **{k: v for k, v in meta.items() if k not in ("config", "exemplars")},
-               exemplars=summary)
+    save_model(out, "vae", model, **{k: v for k, v in meta.items() if k not in ("config", "exemplars", "sources")},
+               exemplars=summary, sources=exemplar_sources([split.records[int(i)] for i in keep]))
     return summary
+
+
+def exemplar_sources(records: list[dict]) -> dict:
+    """Which training drawing each exemplar row is, for credits and hints: {"artists": [style, ...], "name": [name
+    of each row], "artist": [index into artists of each row]}."""
+    artists = sorted({r["style"] for r in records})
+    index = {a: i for i, a in enumerate(artists)}
+    return {"artists": artists, "name": [r["name"] for r in records], "artist": [index[r["style"]] for r in records]}
 
 
 def train_vae(source: VAEData, out: str | Path, d: Dist, cfg: VAETrainConfig, work: str | Path,
@@ -396,7 +406,7 @@ class StreamedVAEData:
 
     def __init__(self, records: dict[str, list[dict]], out: str | Path, d: Dist, cfg: VAETrainConfig,
                  data: DataConfig):
-        self.encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
+        self.encoder, self.words = TextEncoder.load(Path(out) / WORD_VECTORS), cfg.words
         self.image_size, self.d = data.vae_image_size, d
         self.train_dl = loader(records["train"], self.image_size, cfg.batch_size, d, data.num_workers, True, cfg.seed,
                                caption="random")
@@ -408,7 +418,8 @@ class StreamedVAEData:
 
     def _pairs(self, dl) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
         for x, _, caps in dl:
-            yield to_float(x, self.d.device), torch.from_numpy(self.encoder.encode_batch(list(caps))).to(self.d.device), {}
+            text = self.encoder.encode_batch(list(caps), words=self.words)  # (B, text_in)
+            yield to_float(x, self.d.device), torch.from_numpy(text).to(self.d.device), {}
 
     def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
         self.train_dl.sampler.set_epoch(epoch)
