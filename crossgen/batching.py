@@ -110,7 +110,7 @@ def fused_backbone(features: ImageFeatures) -> nn.Module:
 
 @dataclass
 class SampleRequest:
-    vector: np.ndarray  # (text_in,) the VAE's text input: a sentence vector, or the word vectors flattened
+    vector: np.ndarray  # (text_in,) the VAE's text input: the prompt's word vectors flattened
     n: int
     temperature: float
     generator: torch.Generator
@@ -134,7 +134,7 @@ class Captions(NamedTuple):
 class BatchedModels:
     """The Pipeline's VAE and ResNet18 + LSTM behind two micro-batchers.
 
-    sample(...) draws like `CVAE.sample` with the request's own generator; caption(...) returns what
+    sample(...) draws like `CVAE.sample` with the request's own generator (both through `CVAE.sample_requests`); caption(...) returns what
     `Captioner.generate(features.embed(image))` returns, with the concept head's probabilities of those features
     and the out-of-domain probe's score (`domain`, when given). enabled=None reads CROSSGEN_BATCHING.
     """
@@ -150,7 +150,7 @@ class BatchedModels:
         self._backbone = fused_backbone(features)
 
     def sample(self, vector: np.ndarray, n: int, temperature: float, generator: torch.Generator) -> torch.Tensor:
-        """(n, 3, H, W) in [0, 1] for one sentence vector."""
+        """(n, 3, H, W) in [0, 1] for one text input."""
         return self.samples(SampleRequest(vector, n, temperature, generator))
 
     def caption(self, image: torch.Tensor, beam: int, max_len: int, n_best: int,
@@ -159,19 +159,9 @@ class BatchedModels:
         return self.captions(CaptionRequest(image, beam, max_len, n_best, length_penalty))
 
     # ------------------------------------------------------------------ batch runners (worker thread)
-    @torch.inference_mode()
     def _sample_batch(self, reqs: list[SampleRequest]) -> list[torch.Tensor]:
-        vae = self.vae
-        device = next(vae.parameters()).device
-        vectors = torch.from_numpy(np.stack([r.vector for r in reqs])).to(device, torch.float32)
-        counts = [r.n for r in reqs]
-        vectors = vectors.repeat_interleave(torch.tensor(counts, device=device), dim=0)  # (sum n, D)
-        z = [torch.randn(r.n, vae.config.latent_dim, generator=r.generator, device=r.generator.device)
-             * r.temperature for r in reqs]
-        styles = [vae.styles_for(e) for e in z]  # each request's own artists
-        style = None if styles[0] is None else torch.cat(styles).to(device)
-        slots = torch.cat([vae.request_slots(e) for e in z])  # each request's own exemplars
-        return list(vae.draw(torch.cat(z).to(device), vectors, style, slots=slots).split(counts))
+        vectors = torch.from_numpy(np.stack([r.vector for r in reqs]))  # (R, text_in)
+        return self.vae.sample_requests(vectors, [self.vae.noise(r.n, r.temperature, r.generator) for r in reqs])
 
     def backbone(self) -> nn.Module:
         """The folded channels-last ResNet18 (built with the pipeline)."""

@@ -75,9 +75,7 @@ def naive_text_to_image(directory: Path, prompt: str, n: int, seed: int = 1) -> 
     """The seed article's way: load the word vectors and the VAE from disk, then draw."""
     encoder = TextEncoder.load(directory / WORD_VECTORS)
     vae, _ = load_model(directory, "vae", CVAE, CVAEConfig)
-    encoded = encoder.encode(prompt)
-    text = encoded.words.reshape(-1) if vae.config.text == "words" else encoded.vector
-    x = vae.sample(torch.from_numpy(text), n=n, generator=torch.Generator().manual_seed(seed))
+    x = vae.sample(torch.from_numpy(encoder.encode(prompt).words.reshape(-1)), n=n, generator=torch.Generator().manual_seed(seed))
     return to_pil(x)
 
 

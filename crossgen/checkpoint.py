@@ -60,7 +60,8 @@ def save_model(directory: str | Path, name: str, model: torch.nn.Module, half: b
 
 
 def load_model(directory: str | Path, name: str, model_cls: type[T], config_cls: type, device: str | torch.device = "cpu") -> tuple[T, dict]:
-    """Rebuild `model_cls(config_cls(**config))` and load its safetensors weights. Returns (model in eval mode, json)."""
+    """Rebuild `model_cls(config_cls(**config))` (or `config_cls.from_dict(config)`) and load its safetensors weights.
+    Returns (model in eval mode, json)."""
     directory = Path(directory)
     meta = load_json(directory / f"{name}.json")
     path = directory / f"{name}.safetensors"
@@ -68,13 +69,14 @@ def load_model(directory: str | Path, name: str, model_cls: type[T], config_cls:
         raise CheckpointError(f"Missing checkpoint file {path}; {RESTORE_HINT}.")
     try:
         state = load_file(str(path), device="cpu")
-        config = config_cls(**meta["config"])
+        # a config that reads old checkpoints (`CVAEConfig.from_dict`: fields of deleted designs) says how
+        config = config_cls.from_dict(meta["config"]) if hasattr(config_cls, "from_dict") else config_cls(**meta["config"])
         model = model_cls(config)
         ref = model.state_dict()
         state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
         model.load_state_dict(state)
-    except CheckpointError:
-        raise
+    except CheckpointError as e:  # a config of a deleted design (`CVAEConfig.from_dict`)
+        raise CheckpointError(f"{directory / f'{name}.json'}: {e}") from None
     except Exception as e:  # safetensors header errors, shape mismatches, bad config keys
         raise CheckpointError(f"Corrupt or mismatched checkpoint {path} ({type(e).__name__}: {e}); {RESTORE_HINT}.") from None
     return model.to(device).eval(), meta

@@ -1,4 +1,5 @@
-"""Walking between two prompts: slerp of the text vectors and of one latent path, and an animated GIF writer."""
+"""Walking between two prompts: a slerp of the latent noise and a walk between the two conditions, and an animated
+GIF writer."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,31 +48,22 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def decode_path(vae: CVAE, start: np.ndarray, end: np.ndarray, k: int, seed: int, temperature: float = 1.0) -> torch.Tensor:
-    """k images from text vector `start` to `end`, (k, 3, H, W) in [0, 1].
+    """k images from text input `start` to `end`, (k, 3, H, W) in [0, 1].
 
-    The latent path goes from z0 to z1, the seed's first two draws (on a CPU generator, as in
-    `CVAE.sample`), so the first frame is the first image `Pipeline.generate(start prompt, seed=seed)` gives.
+    The latent noise goes from z0 to z1, the seed's first two draws (on a CPU generator, as in `CVAE.sample`), and
+    the condition from the start prompt's to the end's (word sets do not slerp). Each frame is a request of one on
+    the start prompt's exemplars, so the first frame is the first image `Pipeline.generate(start prompt, seed=seed)`
+    gives.
     """
     generator = torch.Generator("cpu").manual_seed(int(seed))
-    z0 = torch.randn(1, vae.config.latent_dim, generator=generator)
-    z1 = torch.randn(1, vae.config.latent_dim, generator=generator)
+    z0, z1 = vae.noise(1, generator=generator), vae.noise(1, generator=generator)  # (1, Z) each
     t = torch.linspace(0.0, 1.0, k)
     z = slerp(z0[0], z1[0], t) * temperature  # (k, Z)
     device = next(vae.parameters()).device
     a, b = torch.from_numpy(start).float().to(device), torch.from_numpy(end).float().to(device)
-    style = vae.styles_for(z0 * temperature)  # (1,) the first image's artist, kept along the path
-    style = None if style is None else style.expand(k).to(device)
-    if vae.flow is not None:  # the flow draws each end's latent from the first noise; the walk is between them
-        za, zb = vae.flow.sample(z[:1].to(device), a[None], style[:1] if style is not None else None), \
-            vae.flow.sample(z[:1].to(device), b[None], style[:1] if style is not None else None)  # (1, Z) each
-        path = (1 - t.to(device))[:, None] * za + t.to(device)[:, None] * zb  # (k, Z)
-        return torch.sigmoid(vae.decode(path, vae.null.expand(k, -1), style))
-    if vae.config.text == "words":  # word sets do not slerp: walk between the two conditions
-        ca, cb = vae.condition(a[None]), vae.condition(b[None])  # (1, C) each
-        cond = (1 - t.to(device))[:, None] * ca + t.to(device)[:, None] * cb  # (k, C)
-        return vae.draw(z.to(device), a.expand(k, -1), style, cond=cond)
-    text = slerp(a.cpu(), b.cpu(), t)  # (k, D)
-    return vae.draw(z.to(device), text.to(device), style)
+    ca, cb = vae.condition(a[None]), vae.condition(b[None])  # (1, C) each
+    cond = (1 - t.to(device))[:, None] * ca + t.to(device)[:, None] * cb  # (k, C)
+    return torch.cat(vae.sample_requests(a.expand(k, -1), list(z.split(1)), cond))
 
 
 def write_gif(images: list[Image.Image], path: str | Path, size: int | None = None, frame_ms: int = 300,

@@ -91,8 +91,8 @@ class Pipeline:
         return self.text_encoder.encode(prompt)
 
     def text_input(self, encoded: Encoded) -> np.ndarray:
-        """What the VAE reads of an encoded prompt: its sentence vector (D,), or its word vectors (T * D,)."""
-        return encoded.words.reshape(-1) if self.vae.config.text == "words" else encoded.vector
+        """What the VAE reads of an encoded prompt: its word vectors (T * D,)."""
+        return encoded.words.reshape(-1)
 
     def generate(self, prompt: str, n: int = 4, seed: int | None = None, temperature: float = 1.0) -> Generation:
         """Images for a prompt, with the seed used (random when None) and the word analysis."""

@@ -10,6 +10,8 @@ import torch
 from crossgen import (CVAE, Captioner, CaptionerConfig, CVAEConfig, FeatureConfig, ImageFeatures, TextEncoder, Vocab,
                       Word2VecConfig, save_model, write_manifest)
 from crossgen.app_process import free_port  # noqa: F401  (re-exported: the one free-port helper)
+from crossgen.name_keys import ATTRIBUTE_WORDS
+from crossgen.text_encoder import MAX_WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "emoji"
@@ -23,9 +25,12 @@ def tiny_encoder() -> TextEncoder:
     return TextEncoder.train(SENTENCES, Word2VecConfig(vector_size=16, epochs=5, workers=1, seed=0))
 
 
-def tiny_vae(text_dim: int = 16, prior: str = "learned") -> CVAE:
+def tiny_vae(text_dim: int = 16, max_words: int = 3) -> CVAE:
+    """A tiny composing VAE reading max_words word vectors of text_dim apart, without exemplars (samples N(0, I)).
+    16 latent dimensions: torch draws fewer than 16 normal numbers another way, and an interpolation's first draw is
+    (1, Z) where a request's is (n, Z)."""
     torch.manual_seed(0)
-    return CVAE(CVAEConfig(text_dim=text_dim, cond_dim=16, latent_dim=4, channels=[8, 8, 16, 16], prior=prior)).eval()
+    return CVAE(CVAEConfig(text_dim=text_dim, cond_dim=16, latent_dim=16, channels=[8, 8, 16, 16], max_words=max_words)).eval()
 
 
 def tiny_captioner(vocab_size: int) -> Captioner:
@@ -38,9 +43,13 @@ def make_tiny_checkpoints(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     encoder = tiny_encoder()
     encoder.save(directory / "word2vec.bin")
-    vae = tiny_vae(encoder.dim)
-    words = ["apple", "dog", "cat", "heart", "car", "pizza", "moon", "hand"]  # exemplars, as in the shipped VAE
-    vae.set_exemplars(torch.from_numpy(encoder.wv[words]), torch.randn(len(words), vae.config.latent_dim))
+    vae = tiny_vae(encoder.dim, MAX_WORDS)
+    # exemplars found by object, as in the shipped VAE: two red apples, a green one, ...
+    names = ["red apple", "red apple", "green apple", "dog", "dog face", "cat face", "red heart", "racing car", "pizza",
+             "full moon", "thumbs up hand"]
+    attributes = torch.from_numpy(encoder.wv[[w for w in ATTRIBUTE_WORDS if w in encoder]])
+    vae.set_exemplars(torch.from_numpy(encoder.encode_batch(names, words=True)), 2 * torch.randn(len(names), vae.config.latent_dim),
+                      attributes)
     save_model(directory, "vae", vae)
     torch.manual_seed(0)
     save_model(directory, "features", ImageFeatures(FeatureConfig()), half=True)

@@ -74,7 +74,7 @@ def test_batched_captions_equal_unbatched(tiny_pipeline):
 def test_batched_samples_equal_unbatched(tiny_pipeline):
     p = tiny_pipeline
     calls = [(("red apple", "dog", "pizza")[i % 3], 1 + i % 3, i, 0.5 + 0.25 * (i % 3)) for i in range(12)]
-    ref = [p.vae.sample(torch.from_numpy(p.encode_prompt(t).vector), n=n, temperature=temp,
+    ref = [p.vae.sample(torch.from_numpy(p.text_input(p.encode_prompt(t))), n=n, temperature=temp,
                         generator=torch.Generator().manual_seed(s)) for t, n, s, temp in calls]
     got = run_concurrently(lambda t, n, s, temp: p.text_to_image(t, n=n, seed=s, temperature=temp), calls)
     assert max(p.batched.samples.batch_sizes) > 1

@@ -27,7 +27,6 @@ from .confidence import fit_confidence
 from .distributed import Dist
 from .external_cli import train_external
 from .features import EmojiFeatureData, FeatureTrainConfig, train_features
-from .latent_flow import FlowTrainConfig, fit_flow
 from .loop import hardware, stage_record, with_flags
 from .postprocess import fit_postprocessing
 from .streaming import DataConfig
@@ -38,7 +37,7 @@ STAGES = ["word2vec", "features", "vae", "captioner"]
 IMAGE_TO_TEXT = ("features", "captioner")  # the stages whose data the manifest's data record describes
 CONFIGS = {"word2vec": Word2VecConfig, "features": FeatureTrainConfig, "vae": VAETrainConfig,
            "captioner": CaptionerTrainConfig, "exemplars": VAETrainConfig, "postprocess": CaptionerTrainConfig,
-           "confidence": CaptionerTrainConfig, "flow": FlowTrainConfig}
+           "confidence": CaptionerTrainConfig}
 # Emoji-set recipes: per-stage changes to the dataclass defaults (flags given still win). Both train the same
 # generator (VAETrainConfig's defaults); "full" is the shipped image -> text set: 7.6 min on one H100, hours on 2 CPU
 # cores. "quick" fits the features and the captioner in under an hour on a 2-core CPU: fewer feature epochs, and the
@@ -47,8 +46,6 @@ RECIPES = {
     "full": {"features": {"epochs": 114}, "captioner": {"views": 6, "epochs": 16}},
     "quick": {"features": {"epochs": 20}, "captioner": {"views": 2, "epochs": 6}},
 }
-# The edit prior of docs/experiments.md (design 4b): a VAE of z alone, then a network that edits retrieved latents.
-EDIT_PRIOR = ["--cond-drop", "1", "--no-exemplars", "--latent-prior", "edit"]
 
 
 def recipe_for(name: str, device: torch.device) -> str:
@@ -66,7 +63,7 @@ def config_for(stage: str, args: argparse.Namespace, recipe: str | None = None):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m crossgen.train", description=__doc__)
-    p.add_argument("stage", choices=STAGES + ["exemplars", "flow", "postprocess", "confidence", "all"])
+    p.add_argument("stage", choices=STAGES + ["exemplars", "postprocess", "confidence", "all"])
     p.add_argument("--data", default="data/emoji", help="built dataset (python -m crossgen.data emoji)")
     p.add_argument("--out", default="checkpoints", help="where checkpoints, logs and manifest.json go")
     p.add_argument("--work", default="runs", help="resumable training state (git-ignored)")
@@ -89,32 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-dim", type=int, help="captioner: LSTM size")
     p.add_argument("--latent-dim", type=int, help="vae: latent size")
     p.add_argument("--beta", type=float, help="vae: weight of the KL term")
-    p.add_argument("--prior", choices=["standard", "learned", "flow"],
-                   help="vae: N(0, I), p(z | text), or a flow-matching prior over z fitted after the VAE")
-    p.add_argument("--steps", type=int, help="flow: training steps")
-    p.add_argument("--copies", type=int, help="flow: repainted copies of each drawing that may be repainted")
-    p.add_argument("--width", type=int, help="flow: MLP width")
-    p.add_argument("--depth", type=int, help="flow: residual blocks")
-    p.add_argument("--kind", choices=["flow", "gaussian", "edit"],
-                   help="flow: flow matching, a Gaussian around a regressed mean, or an edit of a retrieved latent")
-    p.add_argument("--prior-recon", type=float, help="vae: weight of the prior-mean reconstruction (learned prior)")
     p.add_argument("--refine-steps", type=int, help="vae, exemplars: Adam steps fitting each exemplar's latent (0: means)")
-    p.add_argument("--refine-lr", type=float, help="vae, exemplars: their learning rate")
-    p.add_argument("--holdout", action=argparse.BooleanOptionalAction, default=None,
-                   help="word2vec, vae: leave out the compositional hold-out (crossgen/data/holdout.json)")
-    bools = argparse.BooleanOptionalAction
-    p.add_argument("--words", action=bools, default=None, help="vae: read the prompt's words apart")
-    p.add_argument("--styles", action=bools, default=None, help="vae: one learned embedding per artist")
-    p.add_argument("--reference", action=bools, default=None, help="vae: infer z from another drawing by the same artist")
-    p.add_argument("--swap", type=float, help="vae: share of coloured or toned drawings whose z is read from a sibling "
-                   "(repainted ones: from their original)")
-    p.add_argument("--cond-drop", type=float, help="vae: share of examples trained with the null condition")
-    p.add_argument("--guidance", type=float, help="vae: classifier-free guidance weight at sampling")
-    p.add_argument("--colour-aug", type=float, help="vae: share of drawings repainted and captioned in another colour")
-    p.add_argument("--latent-prior", choices=["", "flow", "gaussian", "edit"],
-                   help="vae: fit this prior over the latents after training (crossgen.latent_flow)")
-    p.add_argument("--exemplars", action=bools, default=None,
-                   help="vae: store the training latents as the sampling prior after training (else sample the prior)")
     x = p.add_argument_group("external sets (--data coco|flickr30k|flickr8k|folder)")
     dc = DataConfig()
     x.add_argument("--root", help="where the set is on disk")
@@ -187,14 +159,7 @@ def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: tor
         return train_features(EmojiFeatureData(args.data, device, cfg, limit, init=args.init), out, d, cfg, **common)
     if stage == "vae":
         best = train_vae(EmojiVAEData(args.data, out, device, cfg.batch_size, limit, cfg), out, d, cfg, **common)
-        if cfg.latent_prior:  # a prior over the trained VAE's latents (crossgen.latent_flow)
-            flow = config_for("flow", args, recipe_for(args.recipe, device))
-            flow.kind = cfg.latent_prior
-            return {**best, "flow": fit_flow(args.data, out, device, flow, cfg.holdout, limit)}
         return {**best, "exemplars": finish_emoji_vae(args.data, out, device, cfg, limit)}
-    if stage == "flow":
-        holdout = True if args.holdout is None else args.holdout
-        return fit_flow(args.data, out, device, cfg, holdout, limit)
     if stage == "exemplars":
         return add_exemplars(args.data, out, device, limit, cfg.refine_steps, cfg.refine_lr, holdout=bool(cfg.holdout))
     if stage == "postprocess":

@@ -37,44 +37,28 @@ class VAETrainConfig:
     lr: float = 2e-3
     latent_dim: int = 128  # with the exemplar prior, a larger latent gives sharper drawings (16 was blurred)
     beta: float = 0.25
-    prior: str = "standard"  # sampling uses the exemplar prior (add_exemplars); "learned" = p(z | text);
-    # "flow": a flow-matching prior fitted after the VAE (train.latent_flow), for a VAE with --words --cond-drop 1
-    prior_recon: float = 0.0  # learned prior only: weight of the image decoded from the prior mean
     kl_warmup: int = 3  # epochs over which beta ramps up from 0
     seed: int = 0
     # exemplar latents: Adam steps on each training image's reconstruction from its posterior mean (0: the means)
     refine_steps: int = 10
     refine_lr: float = 0.1
-    exemplars: bool = True  # emoji set: store the training latents as the sampling prior after training
-    latent_prior: str = ""  # emoji set: then fit this prior over the latents ("flow", "gaussian", "edit"; train.latent_flow)
-    # composition (CVAEConfig.text / styles / cond_drop / guidance): the words apart, one embedding per artist
-    words: bool = True
-    styles: bool = False
-    cond_drop: float = 0.0
-    guidance: float = 1.0
     colour_aug: float = 0.3  # emoji set: share of the drawings repainted in another colour, named so
     holdout: bool = True  # emoji set: leave the compositional hold-out (crossgen/data/holdout.json) out
-    reference: bool = False  # emoji set: infer z from another drawing by the same artist (style only, no content)
     # emoji set, swaps: z is read from a repainted drawing's original (under its own caption) and, for this share of
     # the drawings named with a colour or a skin tone, from a sibling in another colour or tone by the same artist
     swap: float = 0.5
 
 
 class CaptionVectors:
-    """Every caption of every record as the VAE's text input: a Word2Vec sentence vector (D,), or with
-    words=True its word vectors (MAX_WORDS * D,), kept as word indices and looked up per batch. Draws one
-    caption per record."""
+    """Every caption of every record as the VAE's text input, its word vectors (MAX_WORDS * D,), kept as word
+    indices and looked up per batch. Draws one caption per record."""
 
-    def __init__(self, records: list[dict], encoder: TextEncoder, words: bool = False):
+    def __init__(self, records: list[dict], encoder: TextEncoder):
         caps = [r["captions"] or [r["name"]] for r in records]
         self.offsets = torch.tensor(np.cumsum([0] + [len(c) for c in caps]))  # (N+1,)
-        texts = [c for cs in caps for c in cs]
-        self.encoder, self.words = encoder, words
-        if words:
-            self.ids = torch.stack([self.word_ids(t) for t in texts])  # (sum, T), -1 = no word
-            self.table = F.normalize(torch.from_numpy(encoder.wv.vectors.astype(np.float32)), dim=1)  # (V, D)
-        else:
-            self.vectors = torch.from_numpy(encoder.encode_batch(texts))  # (sum, D)
+        self.encoder = encoder
+        self.ids = torch.stack([self.word_ids(t) for cs in caps for t in cs])  # (sum, T), -1 = no word
+        self.table = F.normalize(torch.from_numpy(encoder.wv.vectors.astype(np.float32)), dim=1)  # (V, D)
 
     def word_ids(self, text: str) -> torch.Tensor:
         """(MAX_WORDS,) indices of a caption's content words in the word vectors, -1 padded."""
@@ -87,7 +71,7 @@ class CaptionVectors:
         return vecs.flatten(1)
 
     def rows(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.lookup(self.ids[rows]) if self.words else self.vectors[rows]
+        return self.lookup(self.ids[rows])
 
     def names(self, idx: torch.Tensor) -> torch.Tensor:
         return self.rows(self.offsets[idx])  # the first caption is the name
@@ -104,8 +88,7 @@ def preview(model: CVAE, encoder: TextEncoder, logs: Path,
     """A quick look at what the model draws: 8 samples per prompt as `<logs>/vae_<prompt>.png`."""
     for prompt in prompts:
         try:
-            e = encoder.encode(prompt)
-            v = torch.from_numpy(e.words.reshape(-1) if model.config.text == "words" else e.vector)
+            v = torch.from_numpy(encoder.encode(prompt).words.reshape(-1))
         except ValueError:  # a word the (tiny) vocabulary lacks
             continue
         ims = to_pil(model.sample(v, n=8, generator=torch.Generator().manual_seed(0)))
@@ -144,7 +127,7 @@ def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit
     split = load_split(data, "train", limit=limit)
     split = without(split, held_out_ids()) if holdout else split
     encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
-    vecs = CaptionVectors(split.records, encoder, words=model.config.text == "words")
+    vecs = CaptionVectors(split.records, encoder)
     keep = (vecs.names(torch.arange(len(split))).norm(dim=1) > 0).nonzero()[:, 0]  # names with a known word
     texts, zs, sds, bce = [], [], [], torch.zeros(2)
     for i in tqdm(range(0, len(keep), batch_size), desc="exemplars", leave=False):
@@ -187,11 +170,8 @@ def train_vae(source: VAEData, out: str | Path, d: Dist, cfg: VAETrainConfig, wo
     when `d` is distributed); the best validation epoch is saved as `<out>/vae.safetensors` with a preview
     sheet in `<out>/logs`. Returns the best epoch's row."""
     g = seed_everything(cfg.seed)
-    styles = list(getattr(source, "style_names", [])) if cfg.styles else []
     model = CVAE(CVAEConfig(image_size=source.image_size, text_dim=source.encoder.dim, latent_dim=cfg.latent_dim,
-                            beta=cfg.beta, prior=cfg.prior, prior_recon=cfg.prior_recon,
-                            text="words" if cfg.words else "mean", max_words=MAX_WORDS, styles=len(styles),
-                            style_names=styles, cond_drop=cfg.cond_drop, guidance=cfg.guidance)).to(d.device)
+                            beta=cfg.beta, max_words=MAX_WORDS)).to(d.device)
     net = wrap(model, d)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.epochs * source.steps(), 1),
@@ -204,7 +184,7 @@ def train_vae(source: VAEData, out: str | Path, d: Dist, cfg: VAETrainConfig, wo
         tot = rec = kl = n = 0.0
         for x, text, extra in tqdm(source.batches(epoch, g), total=source.steps(), desc=f"vae {epoch}/{cfg.epochs}",
                                    leave=False, disable=not d.main):
-            with prec.autocast():  # x (B, 3, H, W), text (B, text_in); extra: the model's other inputs (artists, ...)
+            with prec.autocast():  # x (B, 3, H, W), text (B, text_in); extra: the model's other inputs (swaps)
                 o = net(x, text, generator=noise, **extra)
             losses = model.loss(o._replace(logits=o.logits.float()), x)
             prec.step(losses.loss, opt, model.parameters(), clip=5.0)
@@ -229,8 +209,7 @@ def finish_emoji_vae(data: str | Path, out: str | Path, device: torch.device, cf
                      limit: int | None = None) -> dict:
     """What follows `train_vae` on the emoji set: the exemplar table (`add_exemplars`) and a preview of the VAE
     as shipped. Returns the exemplar summary."""
-    exemplars = add_exemplars(data, out, device, limit, cfg.refine_steps, cfg.refine_lr,
-                              holdout=cfg.holdout) if cfg.exemplars else {}
+    exemplars = add_exemplars(data, out, device, limit, cfg.refine_steps, cfg.refine_lr, holdout=cfg.holdout)
     encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
     preview(load_model(out, "vae", CVAE, CVAEConfig, device)[0], encoder, Path(out) / "logs")
     return exemplars
@@ -238,23 +217,22 @@ def finish_emoji_vae(data: str | Path, out: str | Path, device: torch.device, cf
 
 @torch.inference_mode()
 def evaluate(model: CVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], d: Dist) -> dict:
-    """Validation losses per image over (image (B, 3, H, W), caption vector (B, D), the model's other inputs)
+    """Validation losses per image over (image (B, 3, H, W), text input (B, text_in), the model's other inputs)
     batches, with a fixed noise seed; summed over ranks."""
-    recon = kl = prior_recon = n = 0.0
+    recon = kl = n = 0.0
     g = torch.Generator(d.device.type).manual_seed(0)
     for x, text, extra in batches:
         losses = model.loss(model(x, text, generator=g, **extra), x)
         b = len(x)
         recon, kl, n = recon + losses.recon.item() * b, kl + losses.kl.item() * b, n + b
-        prior_recon += 0.0 if losses.prior_recon is None else losses.prior_recon.item() * b
-    recon, kl, prior_recon, n = all_sum([recon, kl, prior_recon, n], d)
+    recon, kl, n = all_sum([recon, kl, n], d)
     n = max(n, 1)
-    return {"val_loss": (recon + kl) / n, "val_recon": recon / n, "val_kl": kl / n, "val_prior_recon": prior_recon / n}
+    return {"val_loss": (recon + kl) / n, "val_recon": recon / n, "val_kl": kl / n}
 
 
 class VAEData(Protocol):
     """What `train_vae` asks of a data source."""
-    encoder: TextEncoder  # the trained word vectors: caption -> (D,) sentence vector
+    encoder: TextEncoder  # the trained word vectors: caption -> (T * D,) word vectors
     image_size: int  # side of the images the CVAE draws
 
     def steps(self) -> int: ...  # training batches per epoch (on this rank)
@@ -318,9 +296,8 @@ def sibling_pairs(split) -> list[tuple[int, int]]:
 
 class EmojiVAEData:
     """The built emoji set in memory: each training image with one of its captions, drawn anew each epoch (the
-    name half of the time), with its artist's index; validation images with their names. With the
-    compositional hold-out out (cfg.holdout), the words apart (cfg.words), colour captions (cfg.colour_aug) and
-    swaps (cfg.swap)."""
+    name half of the time); validation images with their names. With the compositional hold-out out
+    (cfg.holdout), colour captions (cfg.colour_aug) and swaps (cfg.swap)."""
     image_size = CVAEConfig.image_size
 
     def __init__(self, data: str | Path, out: str | Path, device: torch.device, batch_size: int,
@@ -330,39 +307,16 @@ class EmojiVAEData:
         self.train, self.val = load_split(data, "train", limit=limit), load_split(data, "val", limit=limit)
         if cfg.holdout:
             self.train, self.val = without(self.train, held_out_ids()), without(self.val, held_out_ids())
-        self.style_names = sorted({r["style"] for r in self.train.records})
-        self.train_vecs = CaptionVectors(self.train.records, self.encoder, cfg.words)
-        self.val_vecs = CaptionVectors(self.val.records, self.encoder, cfg.words)
+        self.train_vecs = CaptionVectors(self.train.records, self.encoder)
+        self.val_vecs = CaptionVectors(self.val.records, self.encoder)
         self.colour = ColourCaptions(self.train.records, self.train_vecs, cfg.colour_aug) if cfg.colour_aug else None
-        self.device, self.batch_size, self.with_style = device, batch_size, cfg.styles or cfg.reference
-        self.reference, self.swap = cfg.reference, cfg.swap
+        self.device, self.batch_size, self.swap = device, batch_size, cfg.swap
         self.siblings: dict[int, list[int]] = {}  # target record -> its siblings' records
         for ref, target in (sibling_pairs(self.train) if cfg.swap else []):
             self.siblings.setdefault(target, []).append(ref)
-        by_style: dict[str, list[int]] = {}
-        for i, r in enumerate(self.train.records):
-            by_style.setdefault(r["style"], []).append(i)
-        self.by_style = {s: torch.tensor(v) for s, v in by_style.items()}
-        self.everyone = torch.arange(len(self.train))
 
     def steps(self) -> int:
         return (len(self.train) + self.batch_size - 1) // self.batch_size
-
-    def _style(self, split, idx: torch.Tensor, g: torch.Generator | None = None) -> dict:
-        """{"style": artist indices (B,)} with styles (else {}), and {"reference": drawings (B, 3, H, W)} with
-        cfg.reference: for each image another training drawing by its artist, at random (a fixed seed for
-        validation)."""
-        if not self.with_style:
-            return {}
-        index = {s: i for i, s in enumerate(self.style_names)}
-        styles = [split.records[int(i)]["style"] for i in idx]
-        out = {"style": torch.tensor([index.get(s, 0) for s in styles], device=self.device)}
-        if self.reference:
-            g = g or torch.Generator().manual_seed(0)
-            pools = [self.by_style.get(s, self.everyone) for s in styles]  # an artist with no training drawing: anyone's
-            pick = [p[int(torch.randint(len(p), (1,), generator=g))] for p in pools]
-            out["reference"] = self.train.batch(torch.stack(pick), self.device)
-        return out
 
     def _swap(self, x: torch.Tensor, text: torch.Tensor, idx: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The drawings the encoder reads and their captions, before any repainting: each drawing itself, or for a
@@ -382,8 +336,7 @@ class EmojiVAEData:
         perm = torch.randperm(len(self.train), generator=g)
         for i in range(0, len(perm), self.batch_size):
             idx = perm[i:i + self.batch_size]
-            x, text = self.train.batch(idx, "cpu"), self.train_vecs.draw(idx, g)
-            extra = self._style(self.train, idx, g)
+            x, text, extra = self.train.batch(idx, "cpu"), self.train_vecs.draw(idx, g), {}
             if self.swap:  # z from the drawing before it is repainted, or from a sibling
                 ref, ref_text = self._swap(x, text, idx, g)
                 extra.update(reference=ref.to(self.device), reference_text=ref_text.to(self.device))
@@ -394,7 +347,7 @@ class EmojiVAEData:
     def val_batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
         for i in range(0, len(self.val), batch_size):
             idx = torch.arange(i, min(i + batch_size, len(self.val)))
-            yield self.val.batch(idx, self.device), self.val_vecs.names(idx).to(self.device), self._style(self.val, idx)
+            yield self.val.batch(idx, self.device), self.val_vecs.names(idx).to(self.device), {}
 
     def meta(self, row: dict, cfg: VAETrainConfig) -> dict:
         return {"epoch": row["epoch"], "val_loss": row["val_loss"], "config": asdict(cfg)}
@@ -406,7 +359,7 @@ class StreamedVAEData:
 
     def __init__(self, records: dict[str, list[dict]], out: str | Path, d: Dist, cfg: VAETrainConfig,
                  data: DataConfig):
-        self.encoder, self.words = TextEncoder.load(Path(out) / WORD_VECTORS), cfg.words
+        self.encoder = TextEncoder.load(Path(out) / WORD_VECTORS)
         self.image_size, self.d = data.vae_image_size, d
         self.train_dl = loader(records["train"], self.image_size, cfg.batch_size, d, data.num_workers, True, cfg.seed,
                                caption="random")
@@ -418,7 +371,7 @@ class StreamedVAEData:
 
     def _pairs(self, dl) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
         for x, _, caps in dl:
-            text = self.encoder.encode_batch(list(caps), words=self.words)  # (B, text_in)
+            text = self.encoder.encode_batch(list(caps), words=True)  # (B, text_in)
             yield to_float(x, self.d.device), torch.from_numpy(text).to(self.d.device), {}
 
     def batches(self, epoch: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
