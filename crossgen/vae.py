@@ -51,12 +51,12 @@ class CVAEConfig:
         generator implies (REMOVED), anything else raises CheckpointError."""
         kept = {f.name for f in fields(cls)}
         for name, value in config.items():
+            if name in kept:
+                continue
             if name.split("_")[0] == "flow":
                 implied, design = (0 if name.endswith("exemplars") else None), "the flow prior"
             else:
                 implied, design = REMOVED.get(name, (None, None))
-            if name in kept:
-                continue
             if design is None:
                 raise CheckpointError(f"this checkpoint's VAE config has an unknown field {name!r}")
             if implied is not None and value != implied:
