@@ -20,7 +20,9 @@ import crossgen  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DISPLAY_SIZE = 192  # the models draw 64x64; the gallery shows them larger
-EXAMPLE_PROMPTS = ["red apple", "dog", "smiling cat face", "thumbs up", "pizza", "red heart", "racing car", "full moon",
+EXAMPLE_PROMPTS = ["red apple", "dog", "smiling cat face", "thumbs up", "pizza", "racing car", "full moon",
+                   # combinations no emoji draws: the generator takes the object from a drawing, the colour from the word
+                   "blue apple", "purple dog face", "green cat face",
                    # words the word vectors learned from WordNet glosses rather than from emoji names
                    "sleepy puppy", "crimson automobile", "golden crown", "feline face"]
 INTERPOLATION_EXAMPLES = [["red apple", "green apple"], ["puppy", "kitten"], ["full moon", "sun"], ["red heart", "pizza"]]
@@ -107,7 +109,8 @@ def text_to_image(prompt: str, n: float = 4, seed: float = -1,
     Returns:
         the generated images (PNG)
         the seed that was used
-        Markdown naming the prompt words the model used and the unknown words it ignored, with suggestions
+        Markdown naming the prompt words the model used and the unknown words it ignored, with suggestions, and the
+        training drawings the images were drawn from (the object comes from them) with their artwork and licence
     """
     p = pipeline()
     try:
@@ -119,7 +122,18 @@ def text_to_image(prompt: str, n: float = 4, seed: float = -1,
     if g.prompt.unknown:
         hints = "; ".join(f"*{w}* → {', '.join(s) or 'no close word'}" for w, s in g.prompt.suggestions.items())
         words += f"  \nIgnored (unknown): {hints}"
-    return images, g.seed, words
+    return images, g.seed, words + drawn_from(g.credits)
+
+
+def drawn_from(credits: list[crossgen.Credit | None]) -> str:
+    """Markdown naming the training drawings the images were drawn from (their object comes from these; the words
+    give colour and tone), with each artwork's licence, in order of first use."""
+    seen = list(dict.fromkeys((c.name, c.artwork, c.licence) for c in credits if c is not None))
+    if not seen:
+        return ""
+    names = list(dict.fromkeys(name for name, _, _ in seen))
+    artworks = "; ".join(f"{a} ({lic})" for a, lic in dict.fromkeys((a, lic) for _, a, lic in seen))
+    return f"  \nDrawn from the training drawings of: **{', '.join(names)}** — artwork: {artworks}"
 
 
 def uploaded_path(image: dict | str | None) -> Path:

@@ -6,14 +6,14 @@ from .errors import (CheckpointError, CrossgenError, ImageTooLargeError, Invalid
                      InvalidRequestError, UnknownWordsError)
 from .image_features import FeatureConfig, ImageFeatures
 from .interpolation import Interpolation, slerp, write_gif
-from .pipeline import Generation, Pipeline, Reading, checkpoint_info, default_checkpoints, load
+from .pipeline import Credit, Generation, Pipeline, Reading, checkpoint_info, default_checkpoints, load
 from .preprocess import load_image, normalize_text, tokenize
 from .prompt_hints import PromptWords, replace_word
 from .text_encoder import TextEncoder, Word2VecConfig
 from .vae import CVAE, CVAEConfig
 
 __all__ = [
-    "load", "Pipeline", "Generation", "Reading", "checkpoint_info", "default_checkpoints", "get_device",
+    "load", "Pipeline", "Generation", "Credit", "Reading", "checkpoint_info", "default_checkpoints", "get_device",
     "Interpolation", "slerp", "write_gif", "PromptWords", "replace_word",
     "TextEncoder", "Word2VecConfig", "CVAE", "CVAEConfig", "ImageFeatures", "FeatureConfig",
     "Captioner", "CaptionerConfig", "Vocab", "Hypothesis", "save_model", "load_model",

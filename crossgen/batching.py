@@ -22,7 +22,7 @@ from .captioner import Captioner, Hypothesis
 from .confidence import DomainCheck
 from .image_features import ImageFeatures
 from .preprocess import imagenet_normalize
-from .vae import CVAE
+from .vae import CVAE, Drawn
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -149,8 +149,8 @@ class BatchedModels:
         # tracing while another thread runs the VAE broke those requests (NameError under concurrent load)
         self._backbone = fused_backbone(features)
 
-    def sample(self, vector: np.ndarray, n: int, temperature: float, generator: torch.Generator) -> torch.Tensor:
-        """(n, 3, H, W) in [0, 1] for one text input."""
+    def sample(self, vector: np.ndarray, n: int, temperature: float, generator: torch.Generator) -> Drawn:
+        """n images (n, 3, H, W) in [0, 1] for one text input, and the exemplar each was drawn near."""
         return self.samples(SampleRequest(vector, n, temperature, generator))
 
     def caption(self, image: torch.Tensor, beam: int, max_len: int, n_best: int,
@@ -159,7 +159,7 @@ class BatchedModels:
         return self.captions(CaptionRequest(image, beam, max_len, n_best, length_penalty))
 
     # ------------------------------------------------------------------ batch runners (worker thread)
-    def _sample_batch(self, reqs: list[SampleRequest]) -> list[torch.Tensor]:
+    def _sample_batch(self, reqs: list[SampleRequest]) -> list[Drawn]:
         vectors = torch.from_numpy(np.stack([r.vector for r in reqs]))  # (R, text_in)
         return self.vae.sample_requests(vectors, [self.vae.noise(r.n, r.temperature, r.generator) for r in reqs])
 

@@ -63,7 +63,7 @@ def decode_path(vae: CVAE, start: np.ndarray, end: np.ndarray, k: int, seed: int
     a, b = torch.from_numpy(start).float().to(device), torch.from_numpy(end).float().to(device)
     ca, cb = vae.condition(a[None]), vae.condition(b[None])  # (1, C) each
     cond = (1 - t.to(device))[:, None] * ca + t.to(device)[:, None] * cb  # (k, C)
-    return torch.cat(vae.sample_requests(a.expand(k, -1), list(z.split(1)), cond))
+    return torch.cat([d.images for d in vae.sample_requests(a.expand(k, -1), list(z.split(1)), cond)])
 
 
 def write_gif(images: list[Image.Image], path: str | Path, size: int | None = None, frame_ms: int = 300,

@@ -16,6 +16,7 @@ from .captioner import Captioner, CaptionerConfig, Vocab
 from .checkpoint import WORD_VECTORS, load_json, load_model, verify_manifest
 from .concept_fallback import ConceptFallback, load_fallback, rewrite
 from .confidence import Confidence, load_confidence, named_by
+from .data.records import split_config
 from .device import get_device
 from .errors import CheckpointError, InvalidRequestError
 from .image_features import FeatureConfig, ImageFeatures
@@ -37,10 +38,20 @@ def default_checkpoints() -> Path:
 
 
 @dataclass
+class Credit:
+    """The training drawing an image was drawn from: its name, the artwork it belongs to and that artwork's licence
+    (several ask for attribution)."""
+    name: str  # "red apple"
+    artwork: str  # "Noto Emoji (Google)"
+    licence: str  # "Apache-2.0"
+
+
+@dataclass
 class Generation:
     images: list[Image.Image]
     seed: int
     prompt: Encoded
+    credits: list[Credit | None]  # per image, the drawing it came from (None for a VAE without exemplars)
 
 
 @dataclass
@@ -58,8 +69,9 @@ class Pipeline:
 
     def __init__(self, text_encoder: TextEncoder, vae: CVAE, features: ImageFeatures, captioner: Captioner,
                  vocab: Vocab, device: torch.device, info: dict | None = None, fallback: ConceptFallback | None = None,
-                 skin_tone: SkinTone | None = None, confidence: Confidence | None = None):
+                 skin_tone: SkinTone | None = None, confidence: Confidence | None = None, sources: dict | None = None):
         self.text_encoder, self.vae, self.features, self.captioner = text_encoder, vae, features, captioner
+        self.sources = sources or {}  # the VAE's exemplar rows as training drawings (`train.vae.exemplar_sources`)
         self.vocab, self.device, self.info, self.fallback, self.skin_tone = vocab, device, info or {}, fallback, skin_tone
         self.confidence = confidence or Confidence(None, None)
         # micro-batching of concurrent calls; the domain probe reads the features of the same batch
@@ -73,7 +85,7 @@ class Pipeline:
             raise CheckpointError(f"No checkpoints installed in {directory}. Restore them with "
                                   "`git checkout -- checkpoints/` or train them with `python -m crossgen.train all`.")
         info = verify_manifest(directory) if verify else {}
-        vae, _ = load_model(directory, "vae", CVAE, CVAEConfig, device)
+        vae, vae_meta = load_model(directory, "vae", CVAE, CVAEConfig, device)
         features, _ = load_model(directory, "features", ImageFeatures, FeatureConfig, device)
         captioner, meta = load_model(directory, "captioner", Captioner, CaptionerConfig, device)
         vocab = Vocab(meta["vocab"])
@@ -83,7 +95,8 @@ class Pipeline:
         fallback = load_fallback(directory, features.config.num_classes)  # None: captions are the LSTM's alone
         skin_tone = load_skin_tone(directory)  # None: captions keep the captioner's skin tones
         confidence = load_confidence(directory, features.config.feature_dim)  # None: no domain flag, raw probabilities
-        return cls(text_encoder, vae, features, captioner, vocab, device, info, fallback, skin_tone, confidence)
+        return cls(text_encoder, vae, features, captioner, vocab, device, info, fallback, skin_tone, confidence,
+                   vae_meta.get("sources"))
 
     # ------------------------------------------------------------------ text -> image
     def encode_prompt(self, prompt: str) -> Encoded:
@@ -103,8 +116,17 @@ class Pipeline:
         seed = resolve_seed(seed)
         encoded = self.encode_prompt(prompt)
         generator = torch.Generator("cpu").manual_seed(seed)
-        x = self.batched.sample(self.text_input(encoded), int(n), float(temperature), generator)  # = vae.sample, batched with concurrent calls
-        return Generation(to_pil(x), seed, encoded)
+        drawn = self.batched.sample(self.text_input(encoded), int(n), float(temperature), generator)  # = vae.sample, batched with concurrent calls
+        return Generation(to_pil(drawn.images), seed, encoded, [self.credit(int(r)) for r in drawn.exemplars])
+
+    def credit(self, row: int) -> Credit | None:
+        """The training drawing of exemplar `row` (None for -1, or a checkpoint that does not record its drawings)."""
+        names, artists = self.sources.get("name", []), self.sources.get("artists", [])
+        if not 0 <= row < len(names):
+            return None
+        style = artists[self.sources["artist"][row]]
+        spec = split_config()["styles"].get(style, {})
+        return Credit(names[row], spec.get("artwork", style), spec.get("licence", "unknown"))
 
     def text_to_image(self, prompt: str, n: int = 4, seed: int | None = None, temperature: float = 1.0) -> list[Image.Image]:
         """n 64x64 images for a prompt. The same prompt and seed give the same images."""

@@ -85,6 +85,12 @@ class VAELoss(NamedTuple):
     kl: torch.Tensor
 
 
+class Drawn(NamedTuple):
+    """One request's images and where each came from."""
+    images: torch.Tensor  # (n, 3, H, W) in [0, 1]
+    exemplars: torch.Tensor  # (n,) long, on the CPU: the exemplar row each image was drawn near; -1 without exemplars
+
+
 # helpers
 
 def norm(c: int) -> nn.GroupNorm:
@@ -200,12 +206,14 @@ class CVAE(nn.Module):
         place = (offset + j) % torch.maximum(m, n).clamp(max=width)  # (B,)
         return order.gather(1, place[:, None])[:, 0]
 
-    def prior_latent(self, eps: torch.Tensor, text_vec: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    def prior_latent(self, eps: torch.Tensor, text_vec: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Standard-normal noise (B, Z) (times the temperature) -> z (B, Z): near an exemplar of the text's object
-        (B, text_in) when the model has exemplars, else the noise itself (N(0, I)). slots: `request_slots`."""
+        (B, text_in) when the model has exemplars, else the noise itself (N(0, I)); and the exemplar of each, (B,)
+        (-1 without exemplars). slots: `request_slots`."""
         if not self.config.exemplars:
-            return eps
-        return self.exemplar_z[self.nearest_by_object(eps, text_vec, slots)] + self.config.exemplar_sd * eps
+            return eps, torch.full((len(eps),), -1, dtype=torch.long, device=eps.device)
+        rows = self.nearest_by_object(eps, text_vec, slots)  # (B,)
+        return self.exemplar_z[rows] + self.config.exemplar_sd * eps, rows
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """(B, Z), (B, C) -> (B, 3, H, W) logits."""
@@ -243,9 +251,10 @@ class CVAE(nn.Module):
 
     @torch.inference_mode()
     def sample_requests(self, text_vec: torch.Tensor, noise: list[torch.Tensor],
-                        cond: torch.Tensor | None = None) -> list[torch.Tensor]:
+                        cond: torch.Tensor | None = None) -> list[Drawn]:
         """The one way images are drawn: request i's text input text_vec[i] (R, text_in) and noise (n_i, Z)
-        (`noise`) -> its n_i images (n_i, 3, H, W) in [0, 1]. A request's images take different exemplars
+        (`noise`) -> its n_i images (n_i, 3, H, W) in [0, 1] and the exemplar each was drawn near (`Drawn`; the
+        exemplar names the training drawing the image came from). A request's images take different exemplars
         (`request_slots`); requests never mix, so a request gives the same images alone or batched with others.
         cond (R, C): conditions to decode with instead of the texts' own (an interpolation walks between two)."""
         device = next(self.parameters()).device
@@ -255,13 +264,15 @@ class CVAE(nn.Module):
         slots = torch.cat([self.request_slots(e) for e in noise]).to(device)  # (sum n, 3)
         eps = torch.cat(noise).to(device)  # (sum n, Z)
         cond = self.condition(text) if cond is None else cond.to(device).repeat_interleave(repeat, dim=0)  # (sum n, C)
-        z = self.prior_latent(eps, text, slots)  # (sum n, Z)
-        return list(torch.sigmoid(self.decode(z, cond)).split(counts))
+        z, rows = self.prior_latent(eps, text, slots)  # (sum n, Z), (sum n,)
+        images = torch.sigmoid(self.decode(z, cond))  # (sum n, 3, H, W)
+        return [Drawn(x, r) for x, r in zip(images.split(counts), rows.cpu().split(counts))]
 
     def sample(self, text_vec: torch.Tensor, n: int = 1, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """n images per text input: (B, text_in) or (text_in,) -> (B*n, 3, H, W) in [0, 1], grouped by text. Each
         text is a request (`sample_requests`), its noise drawn from the generator after the previous text's."""
         text_vec = text_vec.reshape(-1, self.config.text_in)
-        return torch.cat(self.sample_requests(text_vec, [self.noise(n, temperature, generator) for _ in text_vec]))
+        drawn = self.sample_requests(text_vec, [self.noise(n, temperature, generator) for _ in text_vec])
+        return torch.cat([d.images for d in drawn])
 

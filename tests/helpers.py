@@ -50,7 +50,9 @@ def make_tiny_checkpoints(directory: Path) -> Path:
     attributes = torch.from_numpy(encoder.wv[[w for w in ATTRIBUTE_WORDS if w in encoder]])
     vae.set_exemplars(torch.from_numpy(encoder.encode_batch(names, words=True)), 2 * torch.randn(len(names), vae.config.latent_dim),
                       attributes)
-    save_model(directory, "vae", vae)
+    # which training drawing each exemplar row is (`train.vae.exemplar_sources`): the artists alternate
+    sources = {"artists": ["noto", "openmoji"], "name": names, "artist": [i % 2 for i in range(len(names))]}
+    save_model(directory, "vae", vae, sources=sources)
     torch.manual_seed(0)
     save_model(directory, "features", ImageFeatures(FeatureConfig()), half=True)
     vocab = Vocab.build(" ".join(s) for s in SENTENCES)

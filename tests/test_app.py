@@ -25,6 +25,8 @@ def client(tiny_checkpoints, tmp_path_factory):
 def test_text_to_image_endpoint(client):
     gallery, seed, words = client.predict("red apple", 2, 5, 1.0, api_name="/text_to_image")
     assert len(gallery) == 2 and seed == 5 and "red apple" in words
+    # the hints name the training drawings the images came from, with the artwork's licence
+    assert "Drawn from the training drawings of: **" in words and ("Apache-2.0" in words or "CC-BY-SA-4.0" in words)
     again, _, _ = client.predict("red apple", 2, 5, 1.0, api_name="/text_to_image")
     a, b = (Image.open(g["image"]).tobytes() for g in (gallery[0], again[0]))
     assert a == b

@@ -123,3 +123,20 @@ def test_the_composing_vae_serves_every_call(tiny_pipeline):
     assert [np.asarray(x).tolist() for x in unbatched.text_to_image("red apple", 4, 5)] == [np.asarray(x).tolist() for x in a]
     frames = p.interpolate("red apple", "dog", k=3, seed=5).images
     assert np.abs(np.asarray(frames[0], dtype=int) - np.asarray(a[0], dtype=int)).max() <= 1
+
+
+def test_each_image_credits_the_drawing_it_came_from(tiny_pipeline):
+    """Generation.credits: per image, the training drawing whose latent it was drawn near (its name, the artwork and
+    that artwork's licence, from crossgen/data/split.json), in the order of the images, the same for the same seed."""
+    p = tiny_pipeline
+    g = p.generate("red apple", n=4, seed=5)
+    eps = p.vae.noise(4, generator=torch.Generator().manual_seed(5))
+    words = torch.from_numpy(p.text_input(g.prompt))[None].repeat(4, 1)
+    rows = p.vae.nearest_by_object(eps, words, p.vae.request_slots(eps)).tolist()
+    names = p.sources["name"]
+    assert [c.name for c in g.credits] == [names[r] for r in rows]
+    expected = {0: ("Noto Emoji (Google)", "Apache-2.0"), 1: ("OpenMoji", "CC-BY-SA-4.0")}
+    assert [(c.artwork, c.licence) for c in g.credits] == [expected[r % 2] for r in rows]
+    assert g.credits == p.generate("red apple", n=4, seed=5).credits
+    assert p.generate("dog", n=1, seed=1).credits[0].name in ("dog", "dog face")
+    assert p.credit(-1) is None and p.credit(len(names)) is None  # no exemplar, or a row the checkpoint does not name
