@@ -145,6 +145,8 @@ def train_emoji(args: argparse.Namespace, stages: list[str]) -> None:
         elif built.get("split_version") != data_record.get("split_version"):
             extra["data"] = {"split_version": built.get("split_version"), "styles": sorted(built.get("packages", {}))}
         training[stage] = stage_record(cfg, result, t0, device, recipe=recipe, flags=flags, **extra)
+        if stage == "vae":  # it rebuilt the exemplar table: an earlier exemplars stage describes one that is gone
+            training.pop("exemplars", None)
         write_manifest(out, training=training, data=data_record, torch=torch.__version__)
         print(f"[{stage}] done in {training[stage]['minutes']} min")
 

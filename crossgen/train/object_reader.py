@@ -39,7 +39,7 @@ from .dataset import load_split
 class ObjectTrainConfig:
     tuned: str = "layer3"  # "" : frozen backbone + head only
     copies: int = 2  # augmented copies of the training set in the cache (the variants share the largest)
-    epochs: int = 3
+    epochs: int = 8  # the shipped reader's recipe
     batch_size: int = 256
     lr: float = 2e-3  # head; the tuned stage gets lr * stage_lr
     stage_lr: float = 0.25
