@@ -78,10 +78,12 @@ def test_z_is_drawn_around_the_exemplar_and_without_exemplars_is_the_noise():
     vae.config.exemplar_sd = 0.5
     eps = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
     text, slots = words(DOG)[None].repeat(4, 1), vae.request_slots(eps)
-    z = vae.prior_latent(eps, text, slots)
-    assert torch.allclose(z, vae.exemplar_z[vae.nearest_by_object(eps, text, slots)] + 0.5 * eps)
-    vae.config.exemplars = 0  # an external set's VAE: N(0, I)
-    assert torch.equal(vae.prior_latent(eps, text, slots), eps)
+    z, rows = vae.prior_latent(eps, text, slots)
+    assert torch.equal(rows, vae.nearest_by_object(eps, text, slots))  # each image's exemplar, for its credit
+    assert torch.allclose(z, vae.exemplar_z[rows] + 0.5 * eps)
+    vae.config.exemplars = 0  # an external set's VAE: N(0, I), no exemplar
+    z, rows = vae.prior_latent(eps, text, slots)
+    assert torch.equal(z, eps) and rows.tolist() == [-1] * 4
 
 
 def composing_vae() -> CVAE:
@@ -122,7 +124,8 @@ def test_the_same_seeds_give_the_same_images_alone_batched_and_as_before():
     batcher = BatchedModels.__new__(BatchedModels)  # its sampling half only
     batcher.vae = vae
     batched = batcher._sample_batch([SampleRequest(words(*w).numpy(), n, t, g(s)) for w, n, s, t in REQUESTS])
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(alone, batched))
+    assert all(torch.allclose(a, b.images, atol=1e-5) for a, b in zip(alone, batched))
+    assert [b.exemplars.tolist() for b in batched] == PICKED  # each image's exemplar comes with it
     two = vae.sample(torch.stack([words(DOG), words(RED, APPLE)]), n=2, generator=g(7))  # one generator, in turn
     assert torch.allclose(two.double().sum((1, 2, 3)), torch.tensor([5485.495, 6022.239, 4230.932, 5174.439]).double(),
                           atol=0.05)
