@@ -347,7 +347,7 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                 read_back = gr.Button("🔁 Read them back")
                 read_back_summary = gr.Markdown()
         with gr.Accordion("Interpolate between two prompts", open=True):
-            gr.Markdown("The text vectors and one latent path from the seed are both interpolated; the seed and "
+            gr.Markdown("The two prompts' conditions and one latent path from the seed are both walked; the seed and "
                         "temperature above are used (the first frame is the first image **Draw** gives for the "
                         "start words with that seed).")
             with gr.Row():

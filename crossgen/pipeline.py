@@ -185,8 +185,8 @@ class Pipeline:
 
     def interpolate(self, prompt_a: str, prompt_b: str, k: int = 8, seed: int | None = None,
                     temperature: float = 1.0) -> Interpolation:
-        """k images walking from prompt_a to prompt_b: the unit text vectors and one latent path from the
-        seed (z0 -> z1) are both slerped. The first frame is `generate(prompt_a, seed=seed)`'s first image;
+        """k images walking from prompt_a to prompt_b: the two prompts' conditions are walked and one latent path
+        from the seed (z0 -> z1) is slerped (`decode_path`). The first frame is `generate(prompt_a, seed=seed)`'s first image;
         the same prompts, k, seed and temperature give the same frames."""
         if not MIN_FRAMES <= int(k) <= MAX_FRAMES:
             raise InvalidRequestError(f"Number of frames must be between {MIN_FRAMES} and {MAX_FRAMES}, not {k}.")
