@@ -132,7 +132,7 @@ def drawn_from(credits: list[crossgen.Credit | None]) -> str:
     if not seen:
         return ""
     names = list(dict.fromkeys(name for name, _, _ in seen))
-    artworks = "; ".join(f"{a} ({lic})" for a, lic in dict.fromkeys((a, lic) for _, a, lic in seen))
+    artworks = "; ".join(f"{a}, {lic}" for a, lic in dict.fromkeys((a, lic) for _, a, lic in seen))
     return f"  \nDrawn from the training drawings of: **{', '.join(names)}** — artwork: {artworks}"
 
 
