@@ -5,7 +5,7 @@ torchvision ResNet18 forward at the feature size, 64 px); the naive path (every 
 on every call); cold start of `python app.py`; 16 gradio_client clients against the app on loopback,
 one at a time / concurrent / concurrent + micro-batching. Prints a table and writes JSON (--out).
 
-    python -m crossgen.bench                       # full run on checkpoints/, writes assets/bench.json
+    python -m crossgen.bench                       # full run on checkpoints/, writes runs/bench.json
     python -m crossgen.bench --quick --checkpoints /tmp/ckpt --out /tmp/bench.json
 """
 from __future__ import annotations
@@ -37,11 +37,12 @@ from .text_encoder import TextEncoder
 from .vae import CVAE, CVAEConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "assets" / "bench.json"
+DEFAULT_OUT = ROOT / "runs" / "bench.json"  # git-ignored; `--out assets/bench.json` refreshes the committed figures
 EXAMPLE = ROOT / "assets" / "examples" / "twemoji_red_apple.png"
 PROMPT = bench_server.PROMPT
-TARGETS = {"image_to_text_beam3_vs_floor": 1.5, "text_to_image_n4_p50_ms": 20.0, "speedup_vs_naive": 50.0,
-           "cold_start_s": 8.0, "server_peak_rss_mb": 1536.0, "batching_throughput_gain": 3.0}
+# The targets in force (the naive path's 50x speed-up and batching's 3x throughput were retired: docs/speed.md)
+TARGETS = {"image_to_text_beam3_vs_floor": 1.5, "text_to_image_n4_p50_ms": 20.0, "cold_start_s": 8.0,
+           "server_peak_rss_mb": 1536.0}
 
 
 def peak_rss_mb() -> float:
@@ -154,14 +155,11 @@ def latency_rows(directory: Path, iters: int, naive_iters: int, device: str) -> 
 
 
 def targets(rows: dict, cold: dict | None, conc: dict | None) -> list[dict]:
-    """Each target of issue 5 with the measured value and whether it is met."""
+    """Each target in force (TARGETS) with the measured value and whether it is met; the naive path and the
+    batching gain stay in the latency and concurrency tables."""
     out = [("image→text beam 3 p50 / floor p50", rows["image_to_text_beam3"]["p50_ms"] / rows["floor"]["p50_ms"],
             TARGETS["image_to_text_beam3_vs_floor"], "max"),
-           ("text→image n=4 p50 (ms)", rows["text_to_image_n4"]["p50_ms"], TARGETS["text_to_image_n4_p50_ms"], "max"),
-           ("image→text beam 3 speed-up over naive",
-            rows["naive_image_to_text_beam3"]["p50_ms"] / rows["image_to_text_beam3"]["p50_ms"], TARGETS["speedup_vs_naive"], "min"),
-           ("text→image n=4 speed-up over naive",
-            rows["naive_text_to_image_n4"]["p50_ms"] / rows["text_to_image_n4"]["p50_ms"], TARGETS["speedup_vs_naive"], "min")]
+           ("text→image n=4 p50 (ms)", rows["text_to_image_n4"]["p50_ms"], TARGETS["text_to_image_n4_p50_ms"], "max")]
     if cold:
         out.append(("cold start to first answer, slower endpoint (s)", max(cold["text_to_image_s"], cold["image_to_text_s"]),
                     TARGETS["cold_start_s"], "max"))
@@ -169,10 +167,6 @@ def targets(rows: dict, cold: dict | None, conc: dict | None) -> list[dict]:
         rss = [m["server_peak_rss_mb"] for m in conc.values() if m.get("server_peak_rss_mb")]
         if rss:
             out.append(("server peak RSS (MB)", max(rss), TARGETS["server_peak_rss_mb"], "max"))
-        for ep in ("image_to_text", "text_to_image"):
-            gain = conc["concurrent + batching"][ep]["throughput_rps"] / conc["one at a time"][ep]["throughput_rps"]
-            out.append((f"{ep.replace('_to_', '→')} throughput, batching / one at a time", gain,
-                        TARGETS["batching_throughput_gain"], "min"))
     return [{"target": name, "value": round(v, 3), "limit": lim, "met": bool(v <= lim if kind == "max" else v >= lim)}
             for name, v, lim, kind in out]
 
