@@ -1,7 +1,6 @@
 """crossgen demo: Text → Image and Image → Text in two tabs. UI only; the models live in `crossgen`."""
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -31,12 +30,15 @@ GIF_DIR = Path(tempfile.gettempdir()) / "crossgen-gifs"
 GIF_KEEP_S = 3600  # interpolation GIFs older than this are deleted when a new one is written
 WORD_COLORS = {"known": "#22c55e", "unknown": "#ef4444"}
 MAX_UPLOAD = "10mb"
+SEED_PLACEHOLDER = "set once images are drawn"  # an empty seed field, not a 0 that was never used
 NOT_AN_EMOJI = ("⚠️ **This doesn't look like an emoji.** crossgen has only learned emoji drawings; its best guesses "
                 "are below, marked as unsure.")
 CHART_LABEL = "n-best captions (chance of being the exact name)"
-CHART_NOTE = ("Each percentage is the chance that the caption is exactly the image's name, calibrated on held-out "
-              "emoji drawings: of the captions shown at 70 %, about 7 in 10 were right there. It means little for "
-              "images that are not emoji.")
+ELSE = "something else"  # the chart's rest: the chance that the name is none of the captions shown
+UNSURE = " (unsure)"  # marks a reading of an image that does not look like an emoji, in the caption and the chart
+CHART_NOTE = ("The percentages are one distribution: with \"something else\" they add up to 100 %. Each is the chance "
+              "that the caption is exactly the image's name, calibrated on held-out emoji drawings: of the captions "
+              "shown at 70 %, about 7 in 10 were right there. It means little for images that are not emoji.")
 
 
 def pipeline() -> crossgen.Pipeline:
@@ -96,7 +98,7 @@ def about_markdown() -> str:
 
 # handlers
 
-def text_to_image(prompt: str, n: float = 4, seed: float = -1,
+def text_to_image(prompt: str, n: int = 4, seed: float = -1,
                   temperature: float = 1.0) -> tuple[list[Image.Image], int, str]:
     """Draw emoji-style images (64 px, shown at 192 px) of an English text prompt with the conditional VAE.
 
@@ -147,7 +149,7 @@ def uploaded_path(image: dict | str | None) -> Path:
     return path
 
 
-def image_to_text(image: dict | str | None, beam: float = 3) -> tuple[str, dict[str, float], str, dict]:
+def image_to_text(image: dict | str | None, beam: int = 3) -> tuple[str, dict[str, float], str, dict]:
     """Caption an image (an emoji or emoji-like drawing) in a few English words with the ResNet18 + LSTM captioner.
 
     Args:
@@ -155,8 +157,9 @@ def image_to_text(image: dict | str | None, beam: float = 3) -> tuple[str, dict[
         beam: beam width of the caption search, 1 (greedy) to 10; up to 5 captions are ranked.
 
     Returns:
-        the best caption
-        the n-best captions, each with the calibrated chance that it is exactly the image's name
+        the best caption, marked " (unsure)" when the image does not look like an emoji
+        the n-best captions, each with the calibrated chance that it is exactly the image's name, and "something
+        else" with the rest (they add up to 1)
         a notice when the image does not look like an emoji ("" when it does)
         the domain check: {"in_domain": bool, "score": float, "threshold": float, "named_by": str}
     """
@@ -170,18 +173,18 @@ def image_to_text(image: dict | str | None, beam: float = 3) -> tuple[str, dict[
     domain = p.confidence.domain
     check = {"in_domain": r.in_domain, "score": r.domain_score, "named_by": r.named_by,
              "threshold": domain.threshold if domain is not None else None}
+    best = r.captions[0][0] or "(no words)"
     if r.in_domain:
-        return r.captions[0][0], chart, "", check
-    # outside the emoji world: the same captions, the chart's guesses marked as unsure, and the notice
-    return r.captions[0][0], {f"{text} (unsure)": prob for text, prob in chart.items()}, NOT_AN_EMOJI, check
+        return best, chart, "", check
+    # outside the emoji world: the same captions, the caption's and the chart's guesses marked as unsure, the notice
+    return best + UNSURE, {text if text == ELSE else text + UNSURE: p for text, p in chart.items()}, NOT_AN_EMOJI, check
 
 
-def nbest_label(captions: list[tuple[str, float]], probabilities: list[float] | None = None) -> dict[str, float]:
-    """n-best captions -> {caption: probability} for gr.Label: the given (calibrated) probabilities, else the
-    model's probability of the whole caption, exp(sum of token log-probabilities), not a share of the n-best
-    (for names from the concept-head fallback: the head's probabilities of those concepts)."""
-    probabilities = probabilities or [math.exp(logprob) for _, logprob in captions]
-    return {text or "(no words)": p for (text, _), p in zip(captions, probabilities)}
+def nbest_label(captions: list[tuple[str, float]], probabilities: list[float]) -> dict[str, float]:
+    """n-best captions and their probabilities (one distribution, `Pipeline.read`) -> {caption: probability}
+    for gr.Label, with "something else" holding the rest, so the chart adds up to 100 %."""
+    chart = {text or "(no words)": p for (text, _), p in zip(captions, probabilities)}
+    return {**chart, ELSE: max(0.0, 1.0 - sum(chart.values()))}
 
 
 def seed_arg(seed: float | None) -> int | None:
@@ -257,7 +260,7 @@ def caption_generated(gallery: list | None) -> tuple[list[tuple[Image.Image | st
     return list(zip(images, texts)), summary
 
 
-def draw_from_caption(caption_text: str | None, n: float = 4, seed: float = -1,
+def draw_from_caption(caption_text: str | None, n: int = 4, seed: float = -1,
                       temperature: float = 1.0) -> tuple[list[Image.Image], int, str]:
     """Round trip: draw images from a caption (e.g. the best caption image_to_text gave), as text_to_image does.
 
@@ -292,7 +295,7 @@ def gif_path(prompt_a: str, prompt_b: str, seed: int) -> Path:
     return folder / re.sub(r"[^\w.-]", "", f"{slug(prompt_a)}-to-{slug(prompt_b)}-seed{seed}.gif")
 
 
-def interpolate(prompt_a: str, prompt_b: str, k: float = 8, seed: float = -1,
+def interpolate(prompt_a: str, prompt_b: str, k: int = 8, seed: float = -1,
                 temperature: float = 1.0) -> tuple[list[tuple[Image.Image, str]], str, int]:
     """Morph between two text prompts: k images drawn along the way from the first prompt to the second.
 
@@ -330,11 +333,11 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                 prompt = gr.Textbox(label="Prompt", placeholder="red apple", max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
                 word_marks = gr.HighlightedText(label="Words the model knows", color_map=WORD_COLORS, show_legend=True,
                                                 show_inline_category=False)
-                suggestions = gr.JSON(visible=False)
+                suggestions = gr.JSON(label="Suggestions", visible=False)
                 suggestion_set = gr.Dataset(label="Did you mean… (click to replace the word)", components=SUGGESTION_FIELDS,
                                             samples=[], type="index", visible=False)
                 with gr.Row():
-                    n_images = gr.Slider(1, 16, value=4, step=1, label="Number of images")
+                    n_images = gr.Slider(1, 16, value=4, step=1, precision=0, label="Number of images")
                     seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
                     temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature")
                 draw = gr.Button("Draw", variant="primary")
@@ -342,10 +345,10 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
             with gr.Column():
                 gallery = gr.Gallery(label="Generated images", columns=4, height="auto", object_fit="contain", format="png",
                                      interactive=False)
-                seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
-                words = gr.Markdown()
+                seed_used = gr.Number(label="Seed used", precision=0, interactive=False, placeholder=SEED_PLACEHOLDER)
+                words = gr.Markdown(label="Hints")  # the words read and the drawings the images came from
                 read_back = gr.Button("🔁 Read them back")
-                read_back_summary = gr.Markdown()
+                read_back_summary = gr.Markdown(label="Read back")
         with gr.Accordion("Interpolate between two prompts", open=True):
             gr.Markdown("The two prompts' conditions and one latent path from the seed are both walked; the seed and "
                         "temperature above are used (the first frame is the first image **Draw** gives for the "
@@ -353,27 +356,27 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
             with gr.Row():
                 start_words = gr.Textbox(label="Start words", value="red apple", max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
                 end_words = gr.Textbox(label="End words", value="green apple", max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
-                frames = gr.Slider(2, 16, value=8, step=1, label="Frames (k)")
+                frames = gr.Slider(2, 16, value=8, step=1, precision=0, label="Frames (k)")
             interpolate_btn = gr.Button("Interpolate")
             strip = gr.Gallery(label="Interpolation strip", columns=8, height=240, object_fit="contain", format="png",
                                interactive=False)
             with gr.Row():
                 strip_gif = gr.File(label="Animated GIF", interactive=False)
-                strip_seed = gr.Number(label="Latent path seed", precision=0, interactive=False)
+                strip_seed = gr.Number(label="Latent path seed", precision=0, interactive=False, placeholder=SEED_PLACEHOLDER)
             gr.Examples(INTERPOLATION_EXAMPLES, inputs=[start_words, end_words])
     with gr.Tab("Image → Text"):
         with gr.Row():
             with gr.Column():
                 image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=256)
-                beam = gr.Slider(1, 10, value=3, step=1, label="Beam width (1 = greedy)")
+                beam = gr.Slider(1, 10, value=3, step=1, precision=0, label="Beam width (1 = greedy)")
                 caption_btn = gr.Button("Caption", variant="primary")
                 examples = sorted(str(p) for p in ASSETS.glob("examples/*.png"))
                 if examples:
                     gr.Examples(examples, inputs=image)
             with gr.Column():
-                not_emoji = gr.Markdown(elem_id="not-an-emoji")
+                not_emoji = gr.Markdown(label="Notice", elem_id="not-an-emoji")
                 caption = gr.Textbox(label="Caption", interactive=False, elem_id="caption")
-                nbest = gr.Label(label=CHART_LABEL, num_top_classes=5)
+                nbest = gr.Label(label=CHART_LABEL, num_top_classes=6)  # up to 5 captions and "something else"
                 gr.Markdown(CHART_NOTE)
                 with gr.Accordion("Domain check", open=False):
                     domain_check = gr.JSON(label="Is it an emoji? (out-of-domain probe on the image features)")
@@ -381,8 +384,9 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                 gr.Markdown("Draws the best caption with the number of images, seed and temperature of **Text → Image**.")
                 back_gallery = gr.Gallery(label="Drawn from the caption", columns=4, height="auto", object_fit="contain",
                                           format="png", interactive=False)
-                back_seed = gr.Number(label="Seed of these pictures", precision=0, interactive=False)
-                back_words = gr.Markdown()
+                back_seed = gr.Number(label="Seed of these pictures", precision=0, interactive=False,
+                                      placeholder=SEED_PLACEHOLDER)
+                back_words = gr.Markdown(label="Hints")
 
     # wiring
     demo.load(status_message, None, status, api_name=False)

@@ -8,9 +8,13 @@ set; `crossgen/train/confidence.py`):
   to tell the training artists' drawings (and augmented views of them) from photos, screenshots, text and
   noise. Its score is a logit, higher = more like the emoji the models learned; images below `threshold`
   (chosen so that 98 % of the validation slice passes) are flagged as out of domain.
-- `Calibration`: Platt scaling of a caption's probability, one (a, b) per source (the LSTM's caption
-  probability, or the concept head's class probability when the fallback named the image), fitted so that
-  the shown percentage matches how often such a best caption is exactly the image's name on validation.
+- `Calibration`: the n-best list calibrated as one distribution. Each caption's logit is a x its
+  log-probability, "something else" has the logit c, and a softmax over them gives the shown chances: they sum
+  to 1 with "something else", so the captions shown never add up to more than 100 %. One (a, c) per source (the
+  LSTM's caption probabilities, or the concept head's class probabilities when the fallback named the image),
+  fitted on validation by the log-loss of which caption, if any, is exactly the image's name. Without a
+  calibration the models' own probabilities are shown, scaled down when they add up to more than 1 (the
+  skin-tone reader can give two captions one score).
 """
 from __future__ import annotations
 
@@ -56,13 +60,23 @@ class DomainCheck:
 
 @dataclass
 class Calibration:
-    params: dict[str, list[float]]  # source -> [a, b]: p' = sigmoid(a * logit(p) + b)
+    params: dict[str, list[float]]  # source -> [a, c]: softmax over [a * logprob_1 .. a * logprob_n, c]
 
-    def probability(self, logprob: float, source: str = "captioner") -> float:
-        """A caption's log-probability -> the calibrated chance that it is exactly the image's name."""
-        a, b = self.params.get(source, (1.0, 0.0))
-        p = min(max(math.exp(logprob), 1e-6), 1 - 1e-6)
-        return 1 / (1 + math.exp(-(a * math.log(p / (1 - p)) + b)))
+    def probabilities(self, logprobs: list[float], source: str = "captioner") -> list[float]:
+        """The n-best captions' log-probabilities -> the calibrated chance that each is exactly the image's name
+        (one distribution: 1 - their sum is the chance that the name is something else)."""
+        if not logprobs:
+            return []
+        a, c = self.params.get(source, (1.0, 0.0))
+        logits = torch.tensor([a * lp for lp in logprobs] + [c], dtype=torch.float64)  # (n + 1,)
+        return logits.softmax(0)[:-1].tolist()
+
+
+def model_probabilities(logprobs: list[float]) -> list[float]:
+    """The models' own probabilities of the n-best captions, scaled to add up to at most 1."""
+    p = [math.exp(lp) for lp in logprobs]
+    total = sum(p)
+    return [v / total for v in p] if total > 1 else p
 
 
 @dataclass
@@ -72,7 +86,7 @@ class Confidence:
 
     def save(self, directory: str | Path, **extra) -> None:
         save_json(Path(directory) / FILE, {"domain": self.domain.to_json() if self.domain else None,
-                                           "calibration": self.calibration.params if self.calibration else None,
+                                           "nbest_calibration": self.calibration.params if self.calibration else None,
                                            **extra})
 
 
@@ -87,5 +101,7 @@ def load_confidence(directory: str | Path, feature_dim: int) -> Confidence | Non
     domain = DomainCheck(**meta["domain"]) if meta.get("domain") else None
     if domain is not None and len(domain.weight) != feature_dim:
         domain = None  # fitted on another feature model
-    calibration = Calibration(meta["calibration"]) if meta.get("calibration") else None
+    # "nbest_calibration": the n-best as one distribution; an older file's "calibration" (Platt scaling of each
+    # caption on its own, which could add up to more than 100 %) is not read: the models' probabilities are shown
+    calibration = Calibration(meta["nbest_calibration"]) if meta.get("nbest_calibration") else None
     return Confidence(domain, calibration)

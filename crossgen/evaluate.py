@@ -185,7 +185,8 @@ def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tu
 def confidence(pipe: Pipeline, test: Split, readings: list[Reading], ood_dir: str | Path) -> dict:
     """The confidence section: the out-of-domain probe against each kind of the out-of-domain set's test part
     (the evaluated images are the in-domain side), the share accepted at the shipped threshold, and the
-    calibration error (15 bins) of the best caption's probability against exact-name correctness."""
+    calibration error (15 bins) of the best caption's probability against exact-name correctness, and the largest
+    sum of an image's n-best probabilities."""
     correct = np.array([bool(r.captions) and normalize_text(r.captions[0][0]) == normalize_text(rec["name"])
                         for r, rec in zip(readings, test.records)], float)
     raw = np.array([np.exp(r.captions[0][1]) if r.captions else 0.0 for r in readings])
@@ -193,7 +194,10 @@ def confidence(pipe: Pipeline, test: Split, readings: list[Reading], ood_dir: st
     out = {"images": len(test), "accuracy": float(correct.mean()), "mean_probability_before": float(raw.mean()),
            "mean_probability_after": float(shown.mean()), "ece_before": expected_calibration_error(raw, correct),
            "ece_after": expected_calibration_error(shown, correct),
-           "calibrated": pipe.confidence.calibration is not None}
+           "calibrated": pipe.confidence.calibration is not None,
+           # the n-best probabilities are one distribution: on every image they add up to at most 1
+           "nbest_sum_max": max((sum(r.probabilities) for r in readings), default=0.0),
+           "nbest_sum_at_most_1": float(np.mean([sum(r.probabilities) <= 1 + 1e-9 for r in readings]))}
     domain = pipe.confidence.domain
     if domain is None:
         return out
@@ -339,7 +343,8 @@ def print_table(m: dict) -> None:
             print(f"{name:<18}{row['top1']:>12.4f}{row['top5']:>12.4f}{fid_s:>12}{intra_s:>12}")
     conf = m.get("confidence") or {}
     if conf:
-        print(f"\nconfidence: best-caption ECE {conf['ece_before']:.4f} -> {conf['ece_after']:.4f} (calibrated)")
+        print(f"\nconfidence: best-caption ECE {conf['ece_before']:.4f} -> {conf['ece_after']:.4f} (calibrated); "
+              f"n-best sums at most 1 on {conf['nbest_sum_at_most_1']:.1%} of the images (largest {conf['nbest_sum_max']:.3f})")
     if "ood" in conf:
         print(f"in-domain accepted {conf['accepted']:.4f} at threshold {conf['threshold']:.3f}")
         print(f"{'out-of-domain':<18}{'images':>8}{'auroc':>10}{'fpr95':>10}{'accepted':>10}")

@@ -1,7 +1,6 @@
 """The Pipeline: every model loaded once, on one device, behind two calls."""
 from __future__ import annotations
 
-import math
 import os
 import threading
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from .batching import BatchedModels
 from .captioner import Captioner, CaptionerConfig, Vocab
 from .checkpoint import WORD_VECTORS, load_json, load_model, verify_manifest
 from .concept_fallback import ConceptFallback, load_fallback, rewrite
-from .confidence import Confidence, load_confidence, named_by
+from .confidence import Confidence, load_confidence, model_probabilities, named_by
 from .data.records import split_config
 from .device import get_device
 from .errors import CheckpointError, InvalidRequestError
@@ -58,7 +57,7 @@ class Generation:
 class Reading:
     """What the Pipeline reads in one image: `image_to_text`'s captions and how far to trust them."""
     captions: list[tuple[str, float]]  # the n-best (caption, log-probability), best first, as image_to_text returns
-    probabilities: list[float]  # per caption, the calibrated chance that it is exactly the image's name
+    probabilities: list[float]  # per caption, the calibrated chance that it is exactly the image's name; sum <= 1
     named_by: str  # "captioner", or "concept head" when the fallback named the image
     domain_score: float | None  # the out-of-domain probe's logit (higher = more like an emoji); None without one
     in_domain: bool  # False when the image does not look like the emoji the models learned
@@ -165,7 +164,8 @@ class Pipeline:
     def reading(self, captions: list[tuple[str, float]], named_by: str, domain_score: float | None) -> Reading:
         """The last two steps after `rewrite`: the calibrated probabilities of the captions, and the domain flag."""
         calibration, domain = self.confidence.calibration, self.confidence.domain
-        probs = [calibration.probability(lp, named_by) if calibration is not None else math.exp(lp) for _, lp in captions]
+        logprobs = [lp for _, lp in captions]
+        probs = calibration.probabilities(logprobs, named_by) if calibration is not None else model_probabilities(logprobs)
         in_domain = domain is None or domain_score is None or domain_score >= domain.threshold
         return Reading(captions, probs, named_by, domain_score, in_domain)
 

@@ -73,16 +73,24 @@ class SkinTone:
         return caption
 
     def apply(self, nbest: list[tuple[str, float]], image: torch.Tensor) -> list[tuple[str, float]]:
-        """retone every caption of an n-best list (keeping its score). Captions that become equal are kept once,
-        and the list is filled back to its length with the captioner's own captions, as alternatives."""
+        """retone every caption of an n-best list. Captions that become equal are kept once, with the first one's
+        score; the places freed are filled back with the captioner's own captions, as alternatives, carrying the
+        scores of the captions dropped. The scores stay the captioner's, only moved (they add up as they did, so
+        the list stays one distribution), and the list is sorted by them again (the best caption stays first)."""
         out: dict[str, float] = {}
+        dropped: list[float] = []
         for caption, score in nbest:
-            out.setdefault(self.retone(caption, image), score)
-        for caption, score in nbest:
-            if len(out) >= len(nbest):
+            toned = self.retone(caption, image)
+            if toned in out:
+                dropped.append(score)
+            else:
+                out[toned] = score
+        for caption, _ in nbest:
+            if not dropped:
                 break
-            out.setdefault(caption, score)
-        return list(out.items())
+            if caption not in out:
+                out[caption] = dropped.pop(0)
+        return sorted(out.items(), key=lambda item: -item[1])
 
     def save(self, directory: str | Path, **extra) -> None:
         save_json(Path(directory) / FILE, {**asdict(self), **extra})

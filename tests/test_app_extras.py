@@ -1,7 +1,6 @@
 """Issue 7 through the running app (gradio_client): /prompt_words, /interpolate, /caption_generated,
 /draw_from_caption, the n-best chart, and reproducibility over the API."""
 import importlib
-import math
 
 import gradio as gr
 import numpy as np
@@ -44,6 +43,22 @@ def test_named_endpoints_exist(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/text_to_image", "/image_to_text", "/prompt_words", "/interpolate", "/caption_generated",
             "/draw_from_caption"} <= names
+
+
+def test_every_output_is_named_and_counts_are_integers(client):
+    """The API names each output after its component (no "value_25"), and a count (n, k, beam) is an integer."""
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name, endpoint in api.items():
+        labels = [r["label"] for r in endpoint["returns"]]
+        assert all(label and not label.startswith("value_") for label in labels), (name, labels)
+    types = {(name, p["parameter_name"]): p["python_type"]["type"] for name, e in api.items() for p in e["parameters"]}
+    for key in (("/text_to_image", "n"), ("/draw_from_caption", "n"), ("/interpolate", "k"), ("/image_to_text", "beam")):
+        assert types[key] == "int", key
+
+
+def test_seed_fields_are_empty_until_something_ran(app_module):
+    seeds = [b for b in app_module.demo.blocks.values() if isinstance(b, gr.Number) and b.interactive is False]
+    assert len(seeds) == 3 and all(b.value is None and b.placeholder for b in seeds)
 
 
 def test_prompt_words_endpoint(client):
@@ -124,19 +139,24 @@ def test_text_to_image_reproducible_over_api(client):
     assert seed2 == seed and image_bytes(first) == image_bytes(replay)
 
 
-def test_nbest_chart_shows_model_probabilities(client, tiny_pipeline):
+def test_nbest_chart_is_one_distribution(client, tiny_pipeline):
+    """The chart shows the reading's probabilities (the tiny checkpoints have no calibration: the models' own,
+    scaled to add up to at most 1) and "something else" with the rest: 100 % in all."""
     caption, label, *_ = client.predict(handle_file(str(DOG)), 4, api_name="/image_to_text")
-    expected = tiny_pipeline.image_to_text(DOG, beam=4, n_best=4)
+    reading = tiny_pipeline.read(DOG, beam=4, n_best=4)
     shown = {c["label"]: c["confidence"] for c in label["confidences"]}
-    assert shown.keys() == {text or "(no words)" for text, _ in expected}
-    for text, logprob in expected:
-        assert shown[text or "(no words)"] == pytest.approx(math.exp(logprob), rel=1e-4)
-    assert label["label"] == (caption or "(no words)")
+    assert shown.keys() == {text or "(no words)" for text, _ in reading.captions} | {"something else"}
+    for (text, _), p in zip(reading.captions, reading.probabilities):
+        assert shown[text or "(no words)"] == pytest.approx(p, rel=1e-4)
+    assert sum(shown.values()) == pytest.approx(1.0)
+    assert caption == (reading.captions[0][0] or "(no words)") and label["label"] == max(shown, key=shown.get)
     assert list(shown.values()) == sorted(shown.values(), reverse=True)
 
 
-def test_nbest_label_keeps_an_empty_caption_visible(app_module):
-    assert app_module.nbest_label([("", -0.5), ("dog", -1.0)]) == {"(no words)": math.exp(-0.5), "dog": math.exp(-1.0)}
+def test_nbest_label_keeps_an_empty_caption_visible_and_adds_up(app_module):
+    chart = app_module.nbest_label([("", -0.5), ("dog", -1.0)], [0.5, 0.2])
+    assert chart == {"(no words)": 0.5, "dog": 0.2, "something else": pytest.approx(0.3)}
+    assert sum(app_module.nbest_label([("a", 0.0)], [1.0]).values()) == 1.0  # nothing left: something else 0
 
 
 def test_handlers_turn_library_errors_into_gr_error(app_module):

@@ -122,7 +122,7 @@ def shipped_server(tmp_path_factory):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_a_photo_gets_the_not_an_emoji_notice_and_an_emoji_does_not(shipped_server, tmp_path):
-    """On the shipped checkpoints: the cat photo is captioned with the notice and its guesses marked unsure;
+    """On the shipped checkpoints: the cat photo is captioned with the notice, its caption and guesses marked unsure;
     then the Twemoji dog is captioned as before, without the notice."""
     import skimage.data
     from PIL import Image
@@ -131,7 +131,7 @@ def test_a_photo_gets_the_not_an_emoji_notice_and_an_emoji_does_not(shipped_serv
     Image.open(next(Path(skimage.data.__file__).parent.glob("chelsea.*"))).save(cat)
     with chromium_page(tmp_path / "profile") as page:
         page.goto(shipped_server.url)
-        caption(page, cat)
+        assert caption(page, cat).endswith("(unsure)"), "the caption box does not mark the guess as unsure"
         assert "doesn't look like an emoji" in not_an_emoji_notice(page)
         assert page.get_by_text("(unsure)").count() >= 1, "the guesses are not marked as unsure"
         assert caption(page, EXAMPLES / "twemoji_dog.png") == "dog"

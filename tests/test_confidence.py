@@ -13,11 +13,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 import crossgen
 from crossgen.checkpoint import write_manifest
-from crossgen.confidence import FILE, Calibration, Confidence, DomainCheck, load_confidence
+from crossgen.confidence import FILE, Calibration, Confidence, DomainCheck, load_confidence, model_probabilities
 from crossgen.data.ood import KINDS, build_ood, load_ood
 from crossgen.errors import CheckpointError
-from crossgen.train.confidence import (auroc, expected_calibration_error, fit_platt, fit_probe, fpr_at_tpr,
-                                      learned_styles)
+from crossgen.train.confidence import (answer_index, auroc, expected_calibration_error, fit_nbest, fit_probe,
+                                      fpr_at_tpr, learned_styles)
 
 from helpers import FIXTURE, ROOT, make_tiny_checkpoints
 
@@ -40,15 +40,48 @@ def test_calibration_error():
     assert expected_calibration_error(np.full(1000, 0.9), np.zeros(1000)) == pytest.approx(0.9)
 
 
-def test_platt_scaling_fixes_overconfidence():
-    rng = np.random.default_rng(0)
-    true = rng.uniform(0.05, 0.95, 5000)
-    right = (rng.uniform(size=true.size) < true).astype(float)
-    shown = true ** 0.25  # overconfident
-    cal = Calibration({"captioner": fit_platt(np.log(shown), right)})
-    after = np.array([cal.probability(math.log(s)) for s in shown])
-    assert expected_calibration_error(after, right) < 0.03 < expected_calibration_error(shown, right)
-    assert all(np.diff(after[np.argsort(shown)]) >= -1e-12)  # monotone: the ranking of captions is kept
+def overconfident_lists(n: int = 4000, seed: int = 0) -> tuple[list[list[float]], list[int], np.ndarray]:
+    """n-best lists of three captions whose model probabilities are overconfident, with which one is right (3:
+    none): the true chances are the model's to the power 4, the rest is "something else"."""
+    rng = np.random.default_rng(seed)
+    lists, answers, best_true = [], [], []
+    for _ in range(n):
+        model = rng.dirichlet([1.0, 0.5, 0.3, 0.4])[:3]  # (3,) model probabilities, sum < 1
+        model = np.sort(model)[::-1]
+        true = model ** 4  # what is really right is much less likely than the model says
+        answers.append(int(rng.choice(4, p=np.append(true, 1 - true.sum()))))
+        lists.append(np.log(model).tolist())
+        best_true.append(true[0])
+    return lists, answers, np.array(best_true)
+
+
+def test_nbest_calibration_is_one_distribution_and_fixes_overconfidence():
+    lists, answers, _ = overconfident_lists()
+    cal = Calibration({"captioner": fit_nbest(lists, answers)})
+    shown = [cal.probabilities(lps) for lps in lists]
+    assert all(sum(p) < 1 for p in shown)  # "something else" keeps the rest
+    assert all(p[0] >= p[1] >= p[2] for p in shown)  # the ranking of the captions is kept
+    right = np.array([a == 0 for a in answers], float)
+    before = expected_calibration_error(np.exp([lps[0] for lps in lists]), right)
+    after = expected_calibration_error(np.array([p[0] for p in shown]), right)
+    assert after < 0.03 < before
+
+
+def test_nbest_calibration_takes_lists_of_any_length():
+    lists, answers, _ = overconfident_lists(600)
+    lists = [lps[:1 + i % 3] for i, lps in enumerate(lists)]  # one, two or three captions
+    answers = [min(a, len(lps)) for a, lps in zip(answers, lists)]
+    a, c = fit_nbest(lists, answers)
+    assert math.isfinite(a) and math.isfinite(c)
+    assert answer_index([("red heart", -0.1), ("Heart Suit", -2.0)], "heart suit") == 1
+    assert answer_index([("red heart", -0.1)], "pizza") == 1  # not there: "something else"
+
+
+def test_model_probabilities_never_add_up_to_more_than_one():
+    assert model_probabilities([math.log(0.5), math.log(0.2)]) == pytest.approx([0.5, 0.2])
+    # the skin-tone reader can give two captions one score: 0.65 + 0.65 + 0.15 is scaled down
+    p = model_probabilities([math.log(0.65), math.log(0.65), math.log(0.15)])
+    assert sum(p) == pytest.approx(1.0) and p[0] == p[1] > p[2]
 
 
 def test_probe_separates_and_folds_its_standardisation():
@@ -70,8 +103,13 @@ def test_confidence_round_trip_and_absent_file(tmp_path):
     Confidence(probe, Calibration({"captioner": [0.5, 0.1]})).save(tmp_path, note="test")
     loaded = load_confidence(tmp_path, 512)
     assert loaded.domain.threshold == -1.0 and loaded.domain.weight == probe.weight
-    assert loaded.calibration.probability(math.log(0.5)) == pytest.approx(1 / (1 + math.exp(-0.1)))
+    # softmax over [0.5 * log 0.5, 0.1]: the one caption against "something else"
+    assert loaded.calibration.probabilities([math.log(0.5)]) == pytest.approx([1 / (1 + math.exp(0.1 - 0.5 * math.log(0.5)))])
     assert load_confidence(tmp_path, 256).domain is None  # made for another feature model
+    meta = json.loads((tmp_path / FILE).read_text())
+    meta["calibration"] = meta.pop("nbest_calibration")  # an older file: Platt scaling of each caption on its own
+    (tmp_path / FILE).write_text(json.dumps(meta))
+    assert load_confidence(tmp_path, 512).calibration is None  # not read: the models' probabilities are shown
 
 
 def test_calibration_keeps_to_the_artists_the_models_learned_from(tmp_path):
@@ -117,9 +155,27 @@ def test_ood_set_is_split_by_source(tmp_path):
     info = build_ood(tmp_path, crops=2, rendered=8)
     val, _ = load_ood(tmp_path, "val")
     test, images = load_ood(tmp_path, "test")
+    train, _ = load_ood(tmp_path, "train")
     assert {r["kind"] for r in val} == {r["kind"] for r in test} == set(KINDS)
-    assert not {r["source"] for r in val} & {r["source"] for r in test}
-    assert info["records"] == len(val) + len(test) and images[0].size == (128, 128)
+    assert {r["kind"] for r in train} == set(KINDS) - {"drawing"}  # whether drawings are emoji is a policy
+    sources = [{r["source"] for r in part} for part in (train, val, test)]
+    assert not sources[0] & sources[1] and not sources[0] & sources[2] and not sources[1] & sources[2]
+    assert info["records"] == len(train) + len(val) + len(test) and images[0].size == (128, 128)
+
+
+def test_ood_train_part_leaves_the_other_parts_as_they_were(tmp_path, monkeypatch):
+    """The train part is drawn after the others with its own random generator: val and test are the same images
+    with it as without it (the figures measured on them stay comparable)."""
+    import crossgen.data.ood as ood
+
+    build_ood(tmp_path / "with", crops=2, rendered=8)
+    monkeypatch.setattr(ood, "_train_part", lambda *args: None)
+    build_ood(tmp_path / "without", crops=2, rendered=8)
+    for split in ("val", "test"):
+        with_train, without = load_ood(tmp_path / "with", split)[0], load_ood(tmp_path / "without", split)[0]
+        assert with_train == without
+        assert all((tmp_path / "with" / r["file"]).read_bytes() == (tmp_path / "without" / r["file"]).read_bytes()
+                   for r in without)
 
 
 # --------------------------------------------------------------------------- the shipped maps on real images
@@ -171,5 +227,5 @@ def test_shipped_probe_flags_what_is_not_an_emoji(shipped, make):
 def test_shipped_calibration_is_monotone_and_bounded(shipped):
     cal = shipped.confidence.calibration
     for source in ("captioner", "concept head"):
-        ps = [cal.probability(math.log(p), source) for p in (0.01, 0.2, 0.5, 0.8, 0.99)]
-        assert all(0 < a < b < 1 for a, b in zip(ps, ps[1:]))
+        ps = cal.probabilities([math.log(p) for p in (0.6, 0.2, 0.1, 0.05)], source)
+        assert all(0 < b < a < 1 for a, b in zip(ps, ps[1:])) and sum(ps) < 1

@@ -71,9 +71,11 @@ def test_nbest_keeps_its_length_and_scores():
     nbest = [("thumbs up light skin tone", math.log(0.5)), ("thumbs up medium skin tone", math.log(0.3)),
              ("ok hand medium skin tone", math.log(0.1))]
     out = r.apply(nbest, drawing(PALETTE[2]))
-    # the first two become the same caption: kept once, the list filled with the captioner's own first caption
-    assert out == [("thumbs up medium skin tone", nbest[0][1]), ("ok hand medium skin tone", nbest[2][1]),
-                   ("thumbs up light skin tone", nbest[0][1])]
+    # the first two become the same caption: kept once, the list filled with the captioner's own first caption,
+    # which takes the dropped caption's score (the scores are moved, never copied: they add up as before)
+    assert out == [("thumbs up medium skin tone", nbest[0][1]), ("thumbs up light skin tone", nbest[1][1]),
+                   ("ok hand medium skin tone", nbest[2][1])]
+    assert sorted(score for _, score in out) == sorted(score for _, score in nbest)
     assert r.apply([], drawing(PALETTE[2])) == []
 
 

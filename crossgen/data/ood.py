@@ -14,7 +14,12 @@ Sources (each image is one record with its `source` kind and a `split`):
   as in-domain is a policy, not a target.
 
 Split by source image: a photo and all of its crops, a font, a rendering seed fall into one split only, so
-the test part shares no source with the validation part that chooses the score and its threshold.
+the test part shares no source with the validation part that chooses the score and its threshold. The train
+part (outliers shown to the feature extractor, `crossgen/train/features.py`) has sources of its own, drawn after
+the other two so that they stay as they were: the few package photos the other parts leave (gradio's second
+cheetah, scikit-image's clock, matplotlib's MRI slice and its two elevation maps shaded as terrain), photo-like
+scenes rendered from 1/f noise, text and pages in the KaTeX fonts gradio ships, and plots and noise of other
+seeds.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ import random
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..errors import DataError, DataNotFoundError
 
@@ -241,9 +246,86 @@ def _drawings() -> dict[str, Image.Image]:
     return out
 
 
+def _train_photos() -> dict[str, Image.Image]:
+    """Package photos no other part uses: gradio's second cheetah, scikit-image's clock (motion-blurred), an MRI
+    slice and two elevation maps (shaded relief in terrain colours, like aerial photos) from matplotlib."""
+    import gzip
+
+    import gradio
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import skimage.data
+    from matplotlib.colors import LightSource
+
+    sample = Path(matplotlib.get_data_path()) / "sample_data"
+    photos = {"gradio_cheetah2": Image.open(Path(gradio.__file__).parent / "test_data" / "cheetah2.jpg"),
+              "clock_motion": Image.open(Path(skimage.data.__file__).parent / "clock_motion.png")}
+    mri = np.frombuffer(gzip.decompress((sample / "s1045.ima.gz").read_bytes()), np.uint16).reshape(256, 256)
+    photos["mri"] = Image.fromarray((mri / mri.max() * 255).astype(np.uint8))
+    for name, key in (("topobathy", "topo"), ("jacksboro_fault_dem", "elevation")):
+        with np.load(sample / f"{name}.npz") as z:
+            dem = z[key].astype(float)
+        shaded = LightSource(azdeg=315, altdeg=45).shade(dem, cmap=plt.get_cmap("gist_earth"), blend_mode="overlay")
+        photos[name] = Image.fromarray((shaded[..., :3] * 255).astype(np.uint8))
+    return {k: v.convert("RGB") for k, v in photos.items()}
+
+
+def _scene_image(seed: int) -> Image.Image:
+    """A photo-like scene: 1/f noise (the spectrum of natural images) in two to four colours, a horizon or a
+    blob of another texture on it, lightly blurred."""
+    rng = np.random.default_rng(seed)
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(SIZE), np.fft.fftfreq(SIZE)))
+    f[0, 0] = 1.0
+
+    def field() -> np.ndarray:  # (SIZE, SIZE) in [0, 1]
+        spec = (rng.normal(size=(SIZE, SIZE)) + 1j * rng.normal(size=(SIZE, SIZE))) / f ** rng.uniform(0.8, 1.6)
+        a = np.real(np.fft.ifft2(spec))
+        return (a - a.min()) / (np.ptp(a) + 1e-9)
+
+    palette = rng.uniform(0, 255, (int(rng.integers(2, 5)), 3))
+    t = field() * (len(palette) - 1)
+    lo = np.floor(t).astype(int).clip(0, len(palette) - 2)
+    a = palette[lo] + (t - lo)[..., None] * (palette[lo + 1] - palette[lo])  # (SIZE, SIZE, 3)
+    other = rng.uniform(0, 255, 3) * (0.5 + field()[..., None])
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    if rng.random() < 0.5:  # a horizon: sky above, texture below
+        mask = yy < rng.uniform(0.2, 0.7) + 0.1 * (field() - 0.5)
+    else:  # an object-like blob
+        mask = np.hypot(xx - rng.uniform(0.3, 0.7), yy - rng.uniform(0.3, 0.7)) < rng.uniform(0.15, 0.4) + 0.15 * field()
+    a = np.where(mask[..., None], other, a)
+    img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    return img.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.5)))
+
+
+def _katex_fonts() -> list[Path]:
+    """The KaTeX fonts gradio's front end ships (none of them is one of matplotlib's)."""
+    import gradio
+
+    return sorted((Path(gradio.__file__).parent / "templates").rglob("KaTeX_*.ttf"))
+
+
+def _train_part(out: Path, rows: list[dict], seed: int, crops: int, rendered: int) -> None:
+    """The train part: sources no other part has, with a random generator of its own."""
+    rng = random.Random(seed + 1)
+    for name, photo in sorted(_train_photos().items()):
+        for j, crop in enumerate(_crops(photo, crops, rng)):
+            _save(crop, out, "train", "photo", name, j, rows)
+    for j in range(rendered * 2):
+        _save(_scene_image(seed * 1000 + j), out, "train", "photo", f"scene{j:03d}", 0, rows)
+    fonts = _katex_fonts()
+    for font in fonts:
+        for j in range(max(1, rendered // len(fonts) * 2)):
+            _save(_text_image(font, rng), out, "train", "text", font.stem.split(".")[0], j, rows)
+        for j in range(max(1, rendered // len(fonts))):
+            _save(_page_image(font, rng), out, "train", "screenshot", f"page_{font.stem.split('.')[0]}", j, rows)
+    for j in range(rendered * 2, rendered * 4):
+        _save(_plot_image(seed * 1000 + j), out, "train", "screenshot", f"plot{j:03d}", 0, rows)
+        _save(_noise_image(seed * 1000 + j), out, "train", "noise", f"noise{j:03d}", 0, rows)
+
+
 def build_ood(out: str | Path, seed: int = 0, crops: int = 32, rendered: int = 120) -> dict:
     """Write the out-of-domain set to `out` (PNG files and `records.jsonl`). Every other source goes to val,
-    the rest to test. Returns the counts per split and kind."""
+    the rest to test; the train part has sources of its own (`_train_part`). Returns the counts per split and kind."""
     try:
         import skimage  # noqa: F401
         import sklearn  # noqa: F401
@@ -292,6 +374,7 @@ def build_ood(out: str | Path, seed: int = 0, crops: int = 32, rendered: int = 1
     for i, (name, img) in enumerate(sorted(_drawings().items())):
         img = img.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
         _save(img, out, "val" if i % 2 == 0 else "test", "drawing", name, 0, rows)
+    _train_part(out, rows, seed, crops, rendered)
     with open(out / "records.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")

@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", type=int, help="captioner: augmented views per image")
     p.add_argument("--vector-size", type=int, help="word2vec: vector size")
     p.add_argument("--augment", type=float, help="features: augmentation strength (0 = none)")
+    p.add_argument("--outliers", type=float, help="features: weight of the outlier-exposure term (0: no outliers)")
     p.add_argument("--init", help="features: start from the feature model in this checkpoint folder (fine-tuning)")
     p.add_argument("--embed-dim", type=int, help="captioner: word embedding size")
     p.add_argument("--hidden-dim", type=int, help="captioner: LSTM size")
@@ -158,7 +159,8 @@ def run_emoji_stage(stage: str, args: argparse.Namespace, out: Path, device: tor
         exclude = held_out_ids() if cfg.holdout else set()
         return train_word2vec(caption_sentences(args.data, exclude), out, cfg, args.wordnet, repeat=CAPTION_REPEAT)
     if stage == "features":
-        return train_features(EmojiFeatureData(args.data, device, cfg, limit, init=args.init), out, d, cfg, **common)
+        source = EmojiFeatureData(args.data, device, cfg, limit, init=args.init, ood=Path(args.work) / "ood")
+        return train_features(source, out, d, cfg, **common)
     if stage == "vae":
         best = train_vae(EmojiVAEData(args.data, out, device, cfg.batch_size, limit, cfg), out, d, cfg, **common)
         return {**best, "exemplars": finish_emoji_vae(args.data, out, device, cfg, limit)}

@@ -81,23 +81,36 @@ def fit_probe(inside: torch.Tensor, outside: torch.Tensor, weight_decay: float =
                        threshold=0.0)
 
 
-def fit_platt(logprob: np.ndarray, correct: np.ndarray, steps: int = 200) -> list[float]:
-    """[a, b] of p' = sigmoid(a * logit(p) + b) minimising the log-loss of `correct` (Platt scaling)."""
-    p = np.clip(np.exp(logprob), 1e-6, 1 - 1e-6)
-    z = torch.tensor(np.log(p / (1 - p)), dtype=torch.float64)
-    y = torch.tensor(correct, dtype=torch.float64)
-    ab = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([ab], max_iter=steps, line_search_fn="strong_wolfe")
+def fit_nbest(logprobs: list[list[float]], answer: list[int], steps: int = 200) -> list[float]:
+    """[a, c] of the n-best calibration (`crossgen.confidence.Calibration`): softmax over [a * logprob_1 ..
+    a * logprob_n, c] minimising the log-loss of `answer`, the index of the caption that is exactly the image's
+    name (n, "something else", when none is). Lists may be of different lengths."""
+    n = max(len(lps) for lps in logprobs)
+    lp = torch.full((len(logprobs), n), -torch.inf, dtype=torch.float64)  # (N, n); missing captions: -inf
+    for i, lps in enumerate(logprobs):
+        lp[i, :len(lps)] = torch.tensor(lps, dtype=torch.float64)
+    y = torch.tensor([a if a < len(lps) else n for a, lps in zip(answer, logprobs)])
+    ac = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([ac], max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(ab[0] * z + ab[1], y)
+        logits = torch.cat([ac[0] * lp.clamp_min(-1e4), ac[1].expand(len(lp), 1)], 1)  # (N, n + 1)
+        logits = logits.masked_fill(torch.cat([lp.isinf(), torch.zeros(len(lp), 1, dtype=torch.bool)], 1), -torch.inf)
+        loss = F.cross_entropy(logits, y)
         loss.backward()
         return loss
 
     with torch.enable_grad():
         opt.step(closure)
-    return [float(v) for v in ab.detach()]
+    return [float(v) for v in ac.detach()]
+
+
+def answer_index(captions: list[tuple[str, float]], name: str) -> int:
+    """Where the image's exact name is in its n-best list; len(captions) when it is not there."""
+    names = [normalize_text(c) for c, _ in captions]
+    name = normalize_text(name)
+    return names.index(name) if name in names else len(captions)
 
 
 @torch.inference_mode()
@@ -111,24 +124,24 @@ def embed_images(features: ImageFeatures, images: list, device: torch.device, ba
     return torch.cat(out) if out else torch.zeros(0, features.config.feature_dim)
 
 
-def best_captions(data: str | Path, out: str | Path, features: ImageFeatures, device: torch.device,
-                  limit: int | None = None, beam: int = 3, n_best: int = 3
-                  ) -> tuple[list[tuple[str, float]], list[str], torch.Tensor, list[dict]]:
-    """On the validation slice: each image's best caption as the Pipeline gives it (fallback, then tones, with
-    the captioner and steps saved in `out` on `features`), the source of its probability, the features and the
+def nbest_captions(data: str | Path, out: str | Path, features: ImageFeatures, device: torch.device,
+                   limit: int | None = None, beam: int = 3, n_best: int = 3
+                   ) -> tuple[list[list[tuple[str, float]]], list[str], torch.Tensor, list[dict]]:
+    """On the validation slice: each image's n-best list as the Pipeline gives it (fallback, then tones, with
+    the captioner and steps saved in `out` on `features`), the source of its probabilities, the features and the
     records."""
     captioner, cmeta = load_model(out, "captioner", Captioner, CaptionerConfig, device)
     val = load_split(data, "val", limit=limit)
     feats = extract(features, val, device)
     nbest, probs = nbest_and_concepts(features, captioner, Vocab(cmeta["vocab"]), feats, beam, n_best)
     fallback, reader = load_fallback(out, features.config.num_classes), load_skin_tone(out)
-    best, sources = [], []
+    lists, sources = [], []
     for i, caps in enumerate(nbest):
         named, toned = rewrite(caps, probs[i] if probs is not None else None, val.images[i].float() / 255,
                                fallback, reader)
-        best.append(toned[0])
+        lists.append(toned)
         sources.append(named_by(caps, named))
-    return best, sources, feats, val.records
+    return lists, sources, feats, val.records
 
 
 def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work: str | Path,
@@ -155,7 +168,7 @@ def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work
     outside = embed_images(features, ood_images, device)
     domain = fit_probe(torch.cat(inside), outside)
 
-    best, sources, val_feats, val_records = best_captions(data, out, features, device, limit)
+    nbest, sources, val_feats, val_records = nbest_captions(data, out, features, device, limit)
     val_scores = domain.score(val_feats).numpy()
     domain.threshold = float(np.quantile(val_scores, 1 - ACCEPT))
     ood_scores = domain.score(outside).numpy()
@@ -167,22 +180,25 @@ def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work
 
     styles = learned_styles(out)
     learned = np.array([styles is None or r["style"] in styles for r in val_records])
-    correct = np.array([normalize_text(c) == normalize_text(r["name"]) for (c, _), r in zip(best, val_records)], float)
-    logprob = np.array([lp for _, lp in best])
+    answers = [answer_index(caps, r["name"]) for caps, r in zip(nbest, val_records)]
+    correct = np.array([a == 0 for a in answers], float)
+    logprobs = [[lp for _, lp in caps] for caps in nbest]
     src = np.array(sources)
-    fit_on = {s: learned & (src == s) for s in SOURCES}
-    params = {s: fit_platt(logprob[m], correct[m]) if m.sum() >= 10 else [1.0, 0.0] for s, m in fit_on.items()}
+    fit_on = {s: np.flatnonzero(learned & (src == s)) for s in SOURCES}
+    params = {s: fit_nbest([logprobs[i] for i in idx], [answers[i] for i in idx]) if len(idx) >= 10 else [1.0, 0.0]
+              for s, idx in fit_on.items()}
     calibration = Calibration(params)
-    shown = np.array([calibration.probability(lp, s) for lp, s in zip(logprob, sources)])
+    shown = np.array([calibration.probabilities(lps, s)[0] for lps, s in zip(logprobs, sources)])
+    raw = np.array([np.exp(lps[0]) for lps in logprobs])
     figures = {"val_images": len(val_records), "val_accepted": float((val_scores >= domain.threshold).mean()),
                "probe_artists": sorted({r["style"] for r in train.records}), "ood_val": per_kind,
                "calibration_images": int(learned.sum()), "calibration_artists": sorted(styles) if styles else None,
-               "ece_val_before": expected_calibration_error(np.exp(logprob[learned]), correct[learned]),
+               "ece_val_before": expected_calibration_error(raw[learned], correct[learned]),
                "ece_val_after": expected_calibration_error(shown[learned], correct[learned])}
     Confidence(domain, calibration).save(
         out, chosen_on=f"probe: training drawings of every artist in the data + {views} augmented view(s) against "
                        f"the out-of-domain set's validation part, weight decay {WEIGHT_DECAY}; threshold: {ACCEPT:.0%} "
-                       "of the validation slice accepted; calibration: Platt scaling of the best caption's probability "
-                       "per source against exact-name correctness on the validation drawings of the artists the "
-                       "captioner learned from", **figures)
+                       "of the validation slice accepted; calibration: the n-best list as one distribution with "
+                       "'something else' (softmax over a x log-probability and c), per source, by the log-loss of which "
+                       "caption is exactly the name on the validation drawings of the artists the captioner learned from", **figures)
     return figures

@@ -1,6 +1,8 @@
 """Stage `features`: train the ResNet18 feature extractor to name what an image shows.
 
-On the built emoji set it learns each image's concept (class head) and the words of its name; on an
+On the built emoji set it learns each image's concept (class head) and the words of its name, and, with
+outlier exposure (Hendrycks et al., arXiv 1812.04606), that the out-of-domain set's train part (photos, text,
+screenshots, noise) is none of them: uniform concept probabilities and no name word; on an
 external set (COCO, Flickr, a folder) the most frequent words of its captions (multi-label word head),
 optionally from local ImageNet weights at 224 px. A reader decides what is read and scored
 (`EmojiFeatureData`, `StreamedFeatureData`); `train_features` is the one loop for both.
@@ -11,13 +13,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..augment import augment
+from ..preprocess import load_image, resize
 from ..checkpoint import load_model, save_model
 from ..data import load_records
+from ..data.ood import build_ood, load_ood
 from ..image_features import FeatureConfig, FeatureOutput, ImageFeatures, load_imagenet_state
 from .dataset import Split, concept_index, load_split, word_index, word_targets
 from .distributed import Dist, Precision, all_sum, wrap
@@ -34,12 +39,14 @@ class FeatureTrainConfig:
     label_smoothing: float = 0.1
     word_loss: float = 0.5  # weight of the word head beside a concept head (alone, it is the whole loss)
     augment: float = 1.0
+    outliers: float = 0.5  # weight of the outlier-exposure term (cross-entropy to uniform; 0: no outliers shown)
+    outlier_batch: int = 32  # outliers added to each batch of the emoji set
     seed: int = 0
 
 
 class FeatureBatch(NamedTuple):
     x: torch.Tensor  # (B, 3, S, S) float in [0, 1] on the device
-    labels: torch.Tensor | None  # (B,) concept index; None without a concept head
+    labels: torch.Tensor | None  # (B,) concept index, -1 for an outlier; None without a concept head
     words: torch.Tensor | None  # (B, W) 0/1 word targets; None without a word head
 
 
@@ -56,11 +63,15 @@ class FeatureData(Protocol):
 
 
 def feature_loss(out: FeatureOutput, batch: FeatureBatch, cfg: FeatureTrainConfig) -> torch.Tensor:
-    """Cross-entropy of the concept head (label-smoothed) plus cfg.word_loss x BCE of the word head; with
-    no concept head the word BCE is the whole loss."""
+    """Cross-entropy of the concept head (label-smoothed) on the emoji, cfg.outliers x cross-entropy to the
+    uniform distribution on the outliers (label -1), plus cfg.word_loss x BCE of the word head (an outlier's
+    targets are all 0); with no concept head the word BCE is the whole loss."""
     loss = None
     if batch.labels is not None:
-        loss = F.cross_entropy(out.class_logits.float(), batch.labels, label_smoothing=cfg.label_smoothing)
+        logits, inside = out.class_logits.float(), batch.labels >= 0  # (B, C), (B,)
+        loss = F.cross_entropy(logits[inside], batch.labels[inside], label_smoothing=cfg.label_smoothing)
+        if not inside.all():
+            loss = loss + cfg.outliers * -logits[~inside].log_softmax(1).mean(1).mean()
     if batch.words is not None:
         words = F.binary_cross_entropy_with_logits(out.word_logits.float(), batch.words)
         loss = words if loss is None else loss + cfg.word_loss * words
@@ -124,10 +135,13 @@ def evaluate(model: ImageFeatures, split: Split, device: torch.device, batch_siz
 class EmojiFeatureData:
     """The built emoji set in memory: concept labels of the training concepts, and the words of their names
     when cfg.word_loss > 0. The best epoch is the lowest validation concept loss; with `log_test`, accuracy on
-    the held-out artist is logged each epoch (never used to choose)."""
+    the held-out artist is logged each epoch (never used to choose). With cfg.outliers > 0 each batch gets
+    cfg.outlier_batch images of the out-of-domain set's train part (`ood`, built there when absent), and each
+    epoch logs how well the largest concept probability tells the validation slice from the out-of-domain
+    validation part (AUROC; logged, not used to choose)."""
 
     def __init__(self, data: str | Path, device: torch.device, cfg: FeatureTrainConfig, limit: int | None = None,
-                 log_test: bool = True, init: str | Path | None = None):
+                 log_test: bool = True, init: str | Path | None = None, ood: str | Path | None = None):
         train_records = load_records(data, split="train")[:limit or None]  # the records alone: no images decoded
         self.concepts = concept_index(train_records)
         self.words = word_index(train_records) if cfg.word_loss > 0 else {}
@@ -137,6 +151,10 @@ class EmojiFeatureData:
         self.targets = word_targets(self.train.records, self.words)  # (N, W)
         self.device, self.batch_size, self.limit = device, cfg.batch_size, limit
         self.init = init  # a checkpoint folder whose feature model the training starts from (None: from scratch)
+        self.outlier_batch = cfg.outlier_batch if cfg.outliers > 0 and ood is not None else 0
+        size = self.train.images.shape[-1]
+        self.outliers = outlier_images(ood, "train", size, limit) if self.outlier_batch else None  # (M, 3, S, S)
+        self.ood_val = outlier_images(ood, "val", size, limit) if self.outlier_batch else None
 
     def new_model(self) -> ImageFeatures:
         model = ImageFeatures(FeatureConfig(num_classes=len(self.concepts), num_words=len(self.words)))
@@ -149,12 +167,22 @@ class EmojiFeatureData:
         perm = torch.randperm(len(self.train), generator=g)
         for i in range(0, len(perm), self.batch_size):
             idx = perm[i:i + self.batch_size]
-            yield FeatureBatch(self.train.batch(idx, self.device), self.train.labels[idx].to(self.device),
-                               self.targets[idx].to(self.device) if self.words else None)
+            x, labels = self.train.batch(idx, self.device), self.train.labels[idx]
+            words = self.targets[idx] if self.words else None
+            if self.outlier_batch:  # outliers at the end of the batch: label -1, no name word
+                pick = torch.randint(len(self.outliers), (self.outlier_batch,), generator=g)
+                x = torch.cat([x, self.outliers[pick].to(self.device).float().div_(255)])
+                labels = torch.cat([labels, labels.new_full((self.outlier_batch,), -1)])
+                words = None if words is None else torch.cat([words, words.new_zeros(self.outlier_batch, words.shape[1])])
+            yield FeatureBatch(x, labels.to(self.device), None if words is None else words.to(self.device))
 
     def evaluate(self, model: ImageFeatures, prec: Precision) -> dict:
         v = evaluate(model, self.val, self.device)
         row = {"val_loss": v["loss"], "val_top1": v["top1"], "val_top5": v["top5"]}
+        if self.ood_val is not None:
+            inside, outside = (max_probability(model, images, self.device) for images in (self.val.images, self.ood_val))
+            row["val_ood_auroc"] = float(((inside[:, None] > outside[None]).float().mean()
+                                          + 0.5 * (inside[:, None] == outside[None]).float().mean()))
         if self.test is not None:
             t = evaluate(model, self.test, self.device)
             row.update(test_top1=t["top1"], test_top5=t["top5"])
@@ -164,8 +192,27 @@ class EmojiFeatureData:
         return {"concepts": list(self.concepts), "words": list(self.words),
                 "train": {"epoch": row["epoch"], "val_top1": row["val_top1"], "config": asdict(cfg),
                           "images": len(self.train), "limit": self.limit,
+                          "outliers": 0 if self.outliers is None else len(self.outliers),
                           "artists": sorted({r["style"] for r in self.train.records}),
                           **({"init": str(self.init)} if self.init else {})}}
+
+
+def outlier_images(ood: str | Path, split: str, size: int, limit: int | None = None) -> torch.Tensor:
+    """(M, 3, size, size) uint8: one part of the out-of-domain set (built into `ood` when absent), read and
+    preprocessed as the Pipeline reads an upload."""
+    ood = Path(ood)
+    if not (ood / "records.jsonl").is_file():
+        build_ood(ood)
+    _, images = load_ood(ood, split)
+    images = images[:limit or None]
+    return torch.from_numpy(np.stack([resize(load_image(im), size) for im in images])).permute(0, 3, 1, 2).contiguous()
+
+
+@torch.inference_mode()
+def max_probability(model: ImageFeatures, images: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
+    """(N,) the largest concept probability of each uint8 image (N, 3, S, S)."""
+    return torch.cat([model(images[i:i + batch_size].to(device).float().div_(255)).class_logits.float().softmax(1)
+                      .amax(1).cpu() for i in range(0, len(images), batch_size)])
 
 
 def start_from(model: ImageFeatures, directory: str | Path, concepts: dict[str, int], words: dict[str, int]) -> ImageFeatures:
