@@ -26,8 +26,8 @@ EXAMPLE_PROMPTS = ["red apple", "dog", "smiling cat face", "thumbs up", "pizza",
                    "sleepy puppy", "crimson automobile", "golden crown", "feline face"]
 INTERPOLATION_EXAMPLES = [["red apple", "green apple"], ["puppy", "kitten"], ["full moon", "sun"], ["red heart", "pizza"]]
 ROUND_TRIP_BEAM = 3  # beam width used to read back generated images
-GIF_DIR = Path(tempfile.gettempdir()) / "crossgen-gifs"
-GIF_KEEP_S = 3600  # interpolation GIFs older than this are deleted when a new one is written
+DOWNLOAD_DIR = Path(tempfile.gettempdir()) / "crossgen-downloads"
+DOWNLOAD_KEEP_S = 3600  # GIFs and transparent PNGs older than this are deleted when new ones are written
 WORD_COLORS = {"known": "#22c55e", "unknown": "#ef4444"}
 MAX_UPLOAD = "10mb"
 SEED_PLACEHOLDER = "set once images are drawn"  # an empty seed field, not a 0 that was never used
@@ -99,7 +99,7 @@ def about_markdown() -> str:
 # handlers
 
 def text_to_image(prompt: str, n: int = 4, seed: float = -1,
-                  temperature: float = 1.0) -> tuple[list[Image.Image], int, str]:
+                  temperature: float = 1.0) -> tuple[list[tuple[Image.Image, str]], int, str, list[str]]:
     """Draw emoji-style images (64 px, shown at 192 px) of an English text prompt with the conditional VAE.
 
     Args:
@@ -109,22 +109,29 @@ def text_to_image(prompt: str, n: int = 4, seed: float = -1,
         temperature: spread of the latent samples, 0 to 2; 0 draws the most typical image, 1 the model's own spread.
 
     Returns:
-        the generated images (PNG)
+        the generated images (PNG), each captioned with the training drawing it was drawn from: its name, artwork
+        and licence (several artworks ask for this attribution)
         the seed that was used
         Markdown naming the prompt words the model used and the unknown words it ignored, with suggestions, and the
         training drawings the images were drawn from (the object comes from them) with their artwork and licence
+        the images as PNGs with a transparent background, at 64 and 256 px
     """
     p = pipeline()
     try:
         g = p.generate(prompt, n=int(n), seed=None if seed is None or seed < 0 else int(seed), temperature=float(temperature))
     except crossgen.CrossgenError as e:
         raise gr.Error(str(e)) from None
-    images = [im.resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.LANCZOS) for im in g.images]
     words = f"Words used: **{' '.join(g.prompt.known)}**"
     if g.prompt.unknown:
         hints = "; ".join(f"*{w}* → {', '.join(s) or 'no close word'}" for w, s in g.prompt.suggestions.items())
         words += f"  \nIgnored (unknown): {hints}"
-    return images, g.seed, words + drawn_from(g.credits)
+    gallery = [(display(im), credit_line(c)) for im, c in zip(g.images, g.credits)]
+    return gallery, g.seed, words + drawn_from(g.credits), transparent_pngs(g.images, f"{slug(prompt)}-seed{g.seed}")
+
+
+def credit_line(credit: crossgen.Credit | None) -> str:
+    """The caption under a drawn image: the training drawing it came from, its artwork and licence."""
+    return "" if credit is None else f"from “{credit.name}” · {credit.artwork}, {credit.licence}"
 
 
 def drawn_from(credits: list[crossgen.Credit | None]) -> str:
@@ -136,6 +143,30 @@ def drawn_from(credits: list[crossgen.Credit | None]) -> str:
     names = list(dict.fromkeys(name for name, _, _ in seen))
     artworks = "; ".join(f"{a}, {lic}" for a, lic in dict.fromkeys((a, lic) for _, a, lic in seen))
     return f"  \nDrawn from the training drawings of: **{', '.join(names)}** — artwork: {artworks}"
+
+
+def download_folder() -> Path:
+    """A fresh folder for files to download (GIFs, transparent PNGs); folders older than an hour are removed."""
+    DOWNLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    for old in DOWNLOAD_DIR.iterdir():
+        if time.time() - old.stat().st_mtime > DOWNLOAD_KEEP_S:
+            shutil.rmtree(old, ignore_errors=True)
+    folder = DOWNLOAD_DIR / uuid.uuid4().hex
+    folder.mkdir()
+    return folder
+
+
+def transparent_pngs(images: list[Image.Image], stem: str) -> list[str]:
+    """Each 64 px drawing as RGBA PNGs with its white background made transparent (`crossgen.transparent`), at
+    every size of crossgen.matte.SIZES: <stem>-<i>-<size>px.png."""
+    folder, stem = download_folder(), re.sub(r"[^\w.-]", "", stem)
+    paths = []
+    for i, im in enumerate(images, 1):
+        for size in crossgen.matte.SIZES:
+            path = folder / f"{stem}-{i}-{size}px.png"
+            crossgen.transparent(im, size).save(path)
+            paths.append(str(path))
+    return paths
 
 
 def uploaded_path(image: dict | str | None) -> Path:
@@ -261,7 +292,7 @@ def caption_generated(gallery: list | None) -> tuple[list[tuple[Image.Image | st
 
 
 def draw_from_caption(caption_text: str | None, n: int = 4, seed: float = -1,
-                      temperature: float = 1.0) -> tuple[list[Image.Image], int, str]:
+                      temperature: float = 1.0) -> tuple[list[tuple[Image.Image, str]], int, str, list[str]]:
     """Round trip: draw images from a caption (e.g. the best caption image_to_text gave), as text_to_image does.
 
     Args:
@@ -271,11 +302,13 @@ def draw_from_caption(caption_text: str | None, n: int = 4, seed: float = -1,
         temperature: spread of the latent samples, 0 to 2; 0 draws the most typical image, 1 the model's own spread.
 
     Returns:
-        the generated images (PNG)
+        the generated images (PNG), each captioned with the training drawing it was drawn from
         the seed that was used
         Markdown naming the caption words the model used and the unknown words it ignored
+        the images as PNGs with a transparent background, at 64 and 256 px
     """
-    if not caption_text or not caption_text.strip():
+    caption_text = (caption_text or "").removesuffix(UNSURE)  # the mark of an unsure reading is not a word to draw
+    if not caption_text.strip():
         raise gr.Error("Caption an image first: the drawing starts from its best caption.")
     return text_to_image(caption_text, n, seed, temperature)
 
@@ -285,14 +318,8 @@ def slug(text: str) -> str:
 
 
 def gif_path(prompt_a: str, prompt_b: str, seed: int) -> Path:
-    """A fresh file for an interpolation GIF (named after the prompts and seed); old ones are removed."""
-    GIF_DIR.mkdir(parents=True, exist_ok=True)
-    for old in GIF_DIR.iterdir():
-        if time.time() - old.stat().st_mtime > GIF_KEEP_S:
-            shutil.rmtree(old, ignore_errors=True)
-    folder = GIF_DIR / uuid.uuid4().hex
-    folder.mkdir()
-    return folder / re.sub(r"[^\w.-]", "", f"{slug(prompt_a)}-to-{slug(prompt_b)}-seed{seed}.gif")
+    """A fresh file for an interpolation GIF (named after the prompts and seed)."""
+    return download_folder() / re.sub(r"[^\w.-]", "", f"{slug(prompt_a)}-to-{slug(prompt_b)}-seed{seed}.gif")
 
 
 def interpolate(prompt_a: str, prompt_b: str, k: int = 8, seed: float = -1,
@@ -346,6 +373,7 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                 gallery = gr.Gallery(label="Generated images", columns=4, height="auto", object_fit="contain", format="png",
                                      interactive=False)
                 seed_used = gr.Number(label="Seed used", precision=0, interactive=False, placeholder=SEED_PLACEHOLDER)
+                pngs = gr.File(label="Transparent PNGs (64 and 256 px)", file_count="multiple", interactive=False)
                 words = gr.Markdown(label="Hints")  # the words read and the drawings the images came from
                 read_back = gr.Button("🔁 Read them back")
                 read_back_summary = gr.Markdown(label="Read back")
@@ -386,13 +414,15 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                                           format="png", interactive=False)
                 back_seed = gr.Number(label="Seed of these pictures", precision=0, interactive=False,
                                       placeholder=SEED_PLACEHOLDER)
+                back_pngs = gr.File(label="Transparent PNGs (64 and 256 px)", file_count="multiple", interactive=False)
                 back_words = gr.Markdown(label="Hints")
 
     # wiring
     demo.load(status_message, None, status, api_name=False)
     demo.load(about_markdown, None, about, api_name=False)
-    draw.click(text_to_image, [prompt, n_images, seed, temperature], [gallery, seed_used, words], api_name="text_to_image")
-    prompt.submit(text_to_image, [prompt, n_images, seed, temperature], [gallery, seed_used, words], api_name=False)
+    drawn = [gallery, seed_used, words, pngs]
+    draw.click(text_to_image, [prompt, n_images, seed, temperature], drawn, api_name="text_to_image")
+    prompt.submit(text_to_image, [prompt, n_images, seed, temperature], drawn, api_name=False)
     caption_btn.click(image_to_text, [image, beam], [caption, nbest, not_emoji, domain_check], api_name="image_to_text",
                       preprocess=False)
     # issue 7: hints while typing, round trips, interpolation (each with its own endpoint)
@@ -403,7 +433,7 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
     for event in (draw.click, prompt.submit):
         event(lambda: "", None, read_back_summary, **quiet)
     read_back.click(caption_generated, gallery, [gallery, read_back_summary], api_name="caption_generated")
-    back_btn.click(draw_from_caption, [caption, n_images, seed, temperature], [back_gallery, back_seed, back_words],
+    back_btn.click(draw_from_caption, [caption, n_images, seed, temperature], [back_gallery, back_seed, back_words, back_pngs],
                    api_name="draw_from_caption")
     interpolate_btn.click(interpolate, [start_words, end_words, frames, seed, temperature], [strip, strip_gif, strip_seed],
                           api_name="interpolate")

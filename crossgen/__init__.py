@@ -6,6 +6,7 @@ from .errors import (CheckpointError, CrossgenError, ImageTooLargeError, Invalid
                      InvalidRequestError, UnknownWordsError)
 from .image_features import FeatureConfig, ImageFeatures
 from .interpolation import Interpolation, slerp, write_gif
+from .matte import transparent
 from .pipeline import Credit, Generation, Pipeline, Reading, checkpoint_info, default_checkpoints, load
 from .preprocess import load_image, normalize_text, tokenize
 from .prompt_hints import PromptWords, replace_word
@@ -14,7 +15,7 @@ from .vae import CVAE, CVAEConfig
 
 __all__ = [
     "load", "Pipeline", "Generation", "Credit", "Reading", "checkpoint_info", "default_checkpoints", "get_device",
-    "Interpolation", "slerp", "write_gif", "PromptWords", "replace_word",
+    "Interpolation", "slerp", "write_gif", "transparent", "PromptWords", "replace_word",
     "TextEncoder", "Word2VecConfig", "CVAE", "CVAEConfig", "ImageFeatures", "FeatureConfig",
     "Captioner", "CaptionerConfig", "Vocab", "Hypothesis", "save_model", "load_model",
     "write_manifest", "verify_manifest", "load_image", "normalize_text", "tokenize",

@@ -36,9 +36,11 @@ from .data.records import FIXTURE_ALWAYS
 from .device import get_device
 from .errors import CheckpointError, UnknownWordsError
 from .evaluator import Evaluator, evaluator_missing_hint, load_evaluator, logits_and_pool, topk_accuracy
+from .matte import iou as matte_iou
+from .matte import matte, transparent
 from .object_reader import load_object_reader
 from .pipeline import Pipeline, Reading, default_checkpoints
-from .preprocess import normalize_text
+from .preprocess import load_image, normalize_text
 from .skin_tone import load_skin_tone
 from .confidence import named_by
 from .data.ood import TARGET_KINDS, build_ood, load_ood
@@ -352,6 +354,13 @@ def print_table(m: dict) -> None:
             print(f"{kind:<18}{row['images'] or '':>8}{row['auroc']:>10.4f}{row['fpr95']:>10.4f}{row['accepted']:>10.4f}")
     if m.get("composition"):
         print_composition(m["composition"])
+    clear = m.get("transparency") or {}
+    if clear.get("iou_mean") is not None:
+        print(f"\ntransparency: matte IoU with Twemoji's own alpha {clear['iou_mean']:.4f} (median "
+              f"{clear['iou_median']:.4f}, {clear['twemoji_images']} drawings)")
+    if clear.get("undrawn_images"):
+        print(f"transparency: {clear['undrawn_images']} images of the undrawn prompts, corners transparent "
+              f"{clear['corners_transparent']:.1%}, object opaque {clear['object_opaque']:.1%}")
     print(f"\n{m['seconds']:.0f} s on {m['hardware']}")
 
 
@@ -371,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="metrics JSON (default: <checkpoints>/metrics.json)")
     p.add_argument("--grid", default="assets/eval_grid.png", help="grid PNG ('' for none)")
     p.add_argument("--ood", default="data/ood", help="out-of-domain set (built there when absent: python -m crossgen.data ood)")
+    p.add_argument("--npm", default="data/npm", help="npm cache the emoji set was built from (Twemoji's own RGBA "
+                   "drawings, the truth of the transparency check; skipped when absent)")
     p.add_argument("--no-composition", dest="composition", action="store_false", help="skip the composition section")
     p.add_argument("--composition-baseline", metavar="DIR", help="another checkpoint folder whose generator is scored "
                    "as the 'other_generator' method of the composition section")
@@ -415,9 +426,9 @@ def metrics_record(args: argparse.Namespace, cfg: EvalConfig, ckpt: Path, device
 
 
 def run_composition(args: argparse.Namespace, ckpt: Path, device: torch.device, pipe: Pipeline, evaluator: Evaluator,
-                    train: Split, test: Split, nbest: list[list[str]]) -> dict:
-    """The composition section (object scores left out, with a note, when the folder has no usable object reader);
-    writes the grid of the prompts no emoji draws."""
+                    train: Split, test: Split, nbest: list[list[str]]) -> tuple[dict, dict]:
+    """The composition section (object scores left out, with a note, when the folder has no usable object reader)
+    and the images of the prompts no emoji draws; writes their grid."""
     try:
         objects, note = load_object_reader(ckpt, device), None
     except CheckpointError as e:
@@ -434,7 +445,47 @@ def run_composition(args: argparse.Namespace, ckpt: Path, device: torch.device, 
     if path:
         draw_undrawn_grid(path, grid)
     section["grid"] = path or None
-    return section
+    return section, grid
+
+
+def twemoji_originals(root: str | Path) -> Path | None:
+    """The folder of Twemoji's own 64 px RGBA drawings in the npm cache the emoji set was built from."""
+    found = sorted(Path(root).glob("emoji-datasource-twitter-*/package/img/twitter/64"))
+    return found[-1] if found else None
+
+
+def transparency(test: Split, grid: dict[str, torch.Tensor], originals: Path | None, sheet: str = "") -> dict:
+    """Transparent downloads (`crossgen.matte`): the matte of each test drawing whose own RGBA original is in
+    `originals` (composited on white, as the app sees any image) against that original's alpha (soft IoU); and on
+    the generated images of the prompts no emoji draws, the share whose four corners are fully transparent and the
+    share whose object is not (mean alpha of the centre quarter above 0.5). Writes those images as RGBA on a
+    checkerboard to `sheet` (to look at)."""
+    ious = []
+    for r in test.records if originals is not None else []:
+        path = next((originals / f"{r['id']}{s}.png" for s in ("", "-fe0f") if (originals / f"{r['id']}{s}.png").is_file()), None)
+        if path is not None:
+            rgba = Image.open(path).convert("RGBA")
+            x = torch.from_numpy(np.array(load_image(rgba))).permute(2, 0, 1).float() / 255  # (3, H, W) on white
+            ious.append(matte_iou(matte(x).numpy(), np.asarray(rgba)[..., 3] / 255))
+    drawn = [Image.fromarray(im.permute(1, 2, 0).numpy()) for images in grid.values() for im in images]
+    alphas = [np.asarray(transparent(im))[..., 3] for im in drawn]  # (64, 64) each
+    corners = [bool((a[[0, 0, -1, -1], [0, -1, 0, -1]] == 0).all()) for a in alphas]
+    objects = [bool(a[16:48, 16:48].mean() > 127) for a in alphas]
+    if sheet and drawn:
+        board = Image.new("RGBA", (64, 64), "white")
+        for i in range(0, 64, 8):
+            for j in range(0, 64, 8):
+                if (i + j) // 8 % 2:
+                    board.paste((204, 204, 204, 255), (i, j, i + 8, j + 8))
+        n = max(len(v) for v in grid.values())
+        out = Image.new("RGBA", (n * 66, len(grid) * 66), "white")
+        for k, im in enumerate(drawn):
+            out.paste(Image.alpha_composite(board, transparent(im)), ((k % n) * 66, (k // n) * 66))
+        out.save(sheet)
+    return {"twemoji_images": len(ious), "iou_mean": float(np.mean(ious)) if ious else None,
+            "iou_median": float(np.median(ious)) if ious else None,
+            "undrawn_images": len(alphas), "corners_transparent": float(np.mean(corners)) if alphas else None,
+            "object_opaque": float(np.mean(objects)) if alphas else None, "sheet": sheet or None}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -454,13 +505,15 @@ def main(argv: list[str] | None = None) -> dict:
     parts.update(loading=round(t1 - t0 - parts["evaluator_training"], 1), captioning=round(t2 - t1, 1),
                  text_to_image=round(time.time() - t2, 1))
     t3 = time.time()
-    comp = run_composition(args, ckpt, device, pipe, evaluator, train, test, nbest) if args.composition else None
+    comp, grid = run_composition(args, ckpt, device, pipe, evaluator, train, test, nbest) if args.composition else (None, {})
     parts["composition"] = round(time.time() - t3, 1)
+    sheet = str(Path(args.grid).with_name("transparent_grid.png")) if args.grid else ""
+    clear = transparency(test, grid, twemoji_originals(args.npm), sheet)
     style = "/".join(sorted({r["style"] for r in test.records}))
     if args.grid:
         write_grid(args.grid, cfg, prompts, generated, test, nbest, style)
     metrics = metrics_record(args, cfg, ckpt, device, train, test, evaluator, style, cap, t2i, conf)
-    metrics["composition"] = comp
+    metrics["composition"], metrics["transparency"] = comp, clear
     metrics["seconds"], metrics["seconds_by_part"] = round(time.time() - t0, 1), parts
     out = Path(args.out) if args.out else ckpt / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,11 +23,17 @@ def client(tiny_checkpoints, tmp_path_factory):
 
 
 def test_text_to_image_endpoint(client):
-    gallery, seed, words = client.predict("red apple", 2, 5, 1.0, api_name="/text_to_image")
+    gallery, seed, words, pngs = client.predict("red apple", 2, 5, 1.0, api_name="/text_to_image")
     assert len(gallery) == 2 and seed == 5 and "red apple" in words
     # the hints name the training drawings the images came from, with the artwork's licence
     assert "Drawn from the training drawings of: **" in words and ("Apache-2.0" in words or "CC-BY-SA-4.0" in words)
-    again, _, _ = client.predict("red apple", 2, 5, 1.0, api_name="/text_to_image")
+    # and each image's caption names its own drawing, artwork and licence
+    assert all(g["caption"].startswith("from “") and g["caption"].split(", ")[-1] in words for g in gallery)
+    # two RGBA PNGs per image, 64 and 256 px (the tiny random VAE draws no white ground to clear: the shipped
+    # drawings' corners are checked in test_browser, the matte itself in test_matte)
+    assert [Image.open(f).size for f in pngs] == [(64, 64), (256, 256)] * 2
+    assert all(Image.open(f).mode == "RGBA" for f in pngs)
+    again, *_ = client.predict("red apple", 2, 5, 1.0, api_name="/text_to_image")
     a, b = (Image.open(g["image"]).tobytes() for g in (gallery[0], again[0]))
     assert a == b
 
@@ -51,7 +57,7 @@ def test_bad_input_gives_message_and_server_keeps_serving(client, tmp_path):
     bad.write_text("hello")
     with pytest.raises(Exception, match="not an image|cannot|damaged"):
         client.predict(handle_file(str(bad)), 3, api_name="/image_to_text")
-    gallery, _, _ = client.predict("dog", 1, 1, 1.0, api_name="/text_to_image")
+    gallery, *_ = client.predict("dog", 1, 1, 1.0, api_name="/text_to_image")
     assert len(gallery) == 1
 
 

@@ -95,7 +95,7 @@ def test_interpolate_endpoint_and_gif(client):
 
 def test_interpolate_first_frame_is_the_drawn_image(client):
     strip, _, _ = client.predict("red apple", "full moon", 3, 21, 1.0, api_name="/interpolate")
-    drawn, _, _ = client.predict("red apple", 1, 21, 1.0, api_name="/text_to_image")
+    drawn, *_ = client.predict("red apple", 1, 21, 1.0, api_name="/text_to_image")
     a, b = (np.asarray(Image.open(x["image"]).convert("RGB"), dtype=np.int16) for x in (strip[0], drawn[0]))
     assert np.abs(a - b).max() <= 4  # same latent and text vector; only batch-size rounding differs
 
@@ -111,7 +111,7 @@ def test_interpolate_bad_input(client, args, message):
 
 
 def test_caption_generated_reads_back_the_drawn_images(client, tiny_pipeline):
-    gallery, _, _ = client.predict("red heart", 3, 8, 1.0, api_name="/text_to_image")
+    gallery, *_ = client.predict("red heart", 3, 8, 1.0, api_name="/text_to_image")
     read, summary = client.predict(gallery_input(gallery), api_name="/caption_generated")
     assert len(read) == 3 and image_bytes(read) == image_bytes(gallery)  # same images, now with captions
     expected = tiny_pipeline.caption_images([Image.open(g["image"]) for g in gallery], beam=3)
@@ -125,17 +125,20 @@ def test_draw_from_caption_is_text_to_image_of_the_caption(client):
     caption, *_ = client.predict(handle_file(str(DOG)), 3, api_name="/image_to_text")
     if not caption:
         pytest.skip("empty caption from the tiny random captioner")
-    drawn, seed, words = client.predict(caption, 2, 4, 1.0, api_name="/draw_from_caption")
-    direct, _, _ = client.predict(caption, 2, 4, 1.0, api_name="/text_to_image")
-    assert seed == 4 and len(drawn) == 2 and "Words used" in words
+    drawn, seed, words, pngs = client.predict(caption, 2, 4, 1.0, api_name="/draw_from_caption")
+    direct, *_ = client.predict(caption, 2, 4, 1.0, api_name="/text_to_image")
+    assert seed == 4 and len(drawn) == 2 and "Words used" in words and len(pngs) == 4
     assert image_bytes(drawn) == image_bytes(direct)
+    # an unsure reading's mark is not drawn as a word
+    unsure, *_ = client.predict(caption + " (unsure)", 2, 4, 1.0, api_name="/draw_from_caption")
+    assert image_bytes(unsure) == image_bytes(direct)
     with pytest.raises(Exception, match="Caption an image first"):
         client.predict("", 2, 4, 1.0, api_name="/draw_from_caption")
 
 
 def test_text_to_image_reproducible_over_api(client):
-    first, seed, _ = client.predict("sleepy dog", 3, -1, 1.0, api_name="/text_to_image")
-    replay, seed2, _ = client.predict("sleepy dog", 3, seed, 1.0, api_name="/text_to_image")
+    first, seed, *_ = client.predict("sleepy dog", 3, -1, 1.0, api_name="/text_to_image")
+    replay, seed2, *_ = client.predict("sleepy dog", 3, seed, 1.0, api_name="/text_to_image")
     assert seed2 == seed and image_bytes(first) == image_bytes(replay)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import browser
 from bad_inputs import CASES, NO_WORDS
-from browser import ROOT, AppServer, UIError, caption, chromium_page, draw, not_an_emoji_notice
+from browser import ROOT, AppServer, UIError, caption, chromium_page, draw, not_an_emoji_notice, wait_until
 from helpers import SENTENCES
 
 EXAMPLES = ROOT / "assets" / "examples"
@@ -136,4 +136,28 @@ def test_a_photo_gets_the_not_an_emoji_notice_and_an_emoji_does_not(shipped_serv
         assert page.get_by_text("(unsure)").count() >= 1, "the guesses are not marked as unsure"
         assert caption(page, EXAMPLES / "twemoji_dog.png") == "dog"
         assert not_an_emoji_notice(page) == ""
+    assert shipped_server.alive(), f"the server died:\n{shipped_server.log()[-3000:]}"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_drawn_images_name_their_drawing_and_download_transparent(shipped_server, tmp_path):
+    """On the shipped checkpoints: "blue apple" draws images captioned with the drawing they came from, and the
+    transparent PNG of the first downloads from the page with see-through corners and an opaque apple."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    with chromium_page(tmp_path / "profile") as page:
+        page.goto(shipped_server.url)
+        assert_gallery(draw(page, "blue apple"), shipped_server)
+        panel = page.locator(".tabitem").filter(has=page.get_by_role("button", name="Draw", exact=True)).first
+        assert panel.get_by_text("from “").count() >= 1, "no image names the drawing it came from"
+        links = panel.locator("a[href$='-64px.png']")
+        wait_until(page, lambda: links.count() == 4, "the four transparent 64 px PNGs")
+        png = Image.open(io.BytesIO(page.request.get(links.first.get_attribute("href")).body()))
+        alpha = np.asarray(png.convert("RGBA"))[..., 3]
+        assert png.mode == "RGBA" and png.size == (64, 64)
+        assert alpha[[0, 0, -1, -1], [0, -1, 0, -1]].max() == 0 and alpha[24:40, 24:40].min() == 255
     assert shipped_server.alive(), f"the server died:\n{shipped_server.log()[-3000:]}"

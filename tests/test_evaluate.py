@@ -1,5 +1,6 @@
 """Evaluation: metric helpers on hand-made inputs, FID, and one end-to-end run on the fixture."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from crossgen.evaluate import (caption_metrics, caption_scores, derangement, fid
 from crossgen.errors import CheckpointError
 from crossgen.evaluator import topk_accuracy
 
-from helpers import FIXTURE, make_tiny_checkpoints
+from helpers import FIXTURE, ROOT, make_tiny_checkpoints
 
 CAPTIONS = ["red apple on a white plate", "dog face with a red tongue", "thumbs up with a dark skin tone"]
 
@@ -71,8 +72,13 @@ def test_evaluate_end_to_end(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="--train-evaluator"):
         main(["--data", str(FIXTURE), "--checkpoints", str(ckpt)])
     out, grid = tmp_path / "metrics.json", tmp_path / "grid.png"
+    originals = tmp_path / "npm" / "emoji-datasource-twitter-16.0.0" / "package" / "img" / "twitter" / "64"
+    originals.mkdir(parents=True)
+    for f in (ROOT / "tests" / "fixtures" / "alpha").glob("*.png"):  # Twemoji's own RGBA drawings: the true alpha
+        (originals / f.name).symlink_to(f)
     main(["--data", str(FIXTURE), "--checkpoints", str(ckpt), "--train-evaluator", "--evaluator-epochs", "1",
-          "--limit", "150", "--work", str(tmp_path / "runs"), "--prompts", "20", "--out", str(out), "--grid", str(grid)])
+          "--limit", "150", "--work", str(tmp_path / "runs"), "--prompts", "20", "--out", str(out), "--grid", str(grid),
+          "--npm", str(tmp_path / "npm")])
     assert (ckpt / "evaluator.safetensors").is_file() and (ckpt / "evaluator.json").is_file() and grid.is_file()
     m = json.loads(out.read_text())
     for key in ["date", "split", "counts", "hardware", "seconds", "checkpoints", "captioning", "text_to_image"]:
@@ -89,4 +95,7 @@ def test_evaluate_end_to_end(tmp_path, capsys):
     for name, row in t2i["methods"].items():
         assert 0 <= row["top1"] <= row["top5"] <= 1
         assert (row["fid"] is None) == (name == "real_test") and "intra_fid" in row
+    clear = m["transparency"]  # 7 of the fixture's Twemoji test drawings have their original beside them
+    assert clear["twemoji_images"] == 7 and clear["iou_mean"] >= 0.95
+    assert clear["undrawn_images"] > 0 and 0 <= clear["corners_transparent"] <= 1 and Path(clear["sheet"]).is_file()
     assert "nn_pixels" in capsys.readouterr().out

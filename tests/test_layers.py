@@ -12,7 +12,7 @@ from pathlib import Path
 from helpers import ROOT
 
 # Top-level modules of crossgen/ by layer (crossgen.data.* and crossgen.train.* go by their package).
-BASE = {"errors", "device", "preprocess", "checkpoint", "seeds", "augment", "colour", "cli"}
+BASE = {"errors", "device", "preprocess", "checkpoint", "seeds", "augment", "colour", "matte", "cli"}
 MODELS = {"text_encoder", "image_features", "name_keys", "vae", "captioner", "interpolation", "prompt_hints", "concept_fallback",
           "skin_tone", "confidence", "evaluator", "object_reader"}
 EVALUATE = {"evaluate", "composition"}  # the evaluation: may import every layer

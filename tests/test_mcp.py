@@ -84,14 +84,17 @@ def test_tools_draw_and_caption_over_streamable_http(server):
     assert set(names) == set(TOOLS)
 
     assert not drawn.isError, text_of(drawn)
-    # a gallery comes back as text: the images' URLs on the app (fetched here), then the seed and the words used
+    # a gallery comes back as text: the images' URLs on the app (fetched here), each with the drawing it came from,
+    # then the seed, the words used and the transparent PNGs (64 and 256 px per image)
     urls = list(dict.fromkeys(re.findall(r"'url': '(http://127\.0\.0\.1:\d+/gradio_api/file=[^']+\.png)'", text_of(drawn))))
-    assert len(urls) == 2, text_of(drawn)
+    shown = [u for u in urls if not u.endswith("px.png")]
+    assert len(shown) == 2 and len(urls) == 6, text_of(drawn)
     for url in urls:
         with urllib.request.urlopen(url, timeout=30) as r:
             image = Image.open(io.BytesIO(r.read()))
-            assert image.format == "PNG" and image.size == (192, 192)
-    assert ", 7, " in text_of(drawn) and "red apple" in text_of(drawn)
+            size = 192 if url in shown else int(url.rsplit("-", 1)[1].removesuffix("px.png"))
+            assert image.format == "PNG" and image.size == (size, size) and (url in shown or image.mode == "RGBA")
+    assert ", 7, " in text_of(drawn) and "red apple" in text_of(drawn) and "'caption': 'from “" in text_of(drawn)
 
     assert not caption.isError, text_of(caption)
     best = re.match(r"\['([^']*)'", text_of(caption))
