@@ -34,6 +34,10 @@ SEED_PLACEHOLDER = "set once images are drawn"  # an empty seed field, not a 0 t
 NOT_AN_EMOJI = ("⚠️ **This doesn't look like an emoji.** crossgen has only learned emoji drawings; its best guesses "
                 "are below, marked as unsure.")
 CHART_LABEL = "n-best captions (chance of being the exact name)"
+EDIT_KINDS = {"colour": "a new colour, the rest kept", "tone": "a new skin tone, the rest kept",
+              "caption": "a new caption, drawn whole"}
+EDIT_EXAMPLES = [["twemoji_red_apple.png", "blue"], ["twemoji_red_heart.png", "green"], ["twemoji_thumbs_up.png", "dark skin tone"],
+                 ["twemoji_person_raising_hand_medium_skin_tone.png", "light skin tone"]]  # in assets/examples
 ELSE = "something else"  # the chart's rest: the chance that the name is none of the captions shown
 UNSURE = " (unsure)"  # marks a reading of an image that does not look like an emoji, in the caption and the chart
 CHART_NOTE = ("The percentages are one distribution: with \"something else\" they add up to 100 %. Each is the chance "
@@ -216,6 +220,51 @@ def nbest_label(captions: list[tuple[str, float]], probabilities: list[float]) -
     for gr.Label, with "something else" holding the rest, so the chart adds up to 100 %."""
     chart = {text or "(no words)": p for (text, _), p in zip(captions, probabilities)}
     return {**chart, ELSE: max(0.0, 1.0 - sum(chart.values()))}
+
+
+def read_name(image: dict | str | None) -> tuple[str, str]:
+    """Edit: the name the captioner reads in a dropped image (editable before drawing), or the notice for an image
+    that does not look like an emoji."""
+    if not image:
+        return "", ""
+    try:
+        r = pipeline().read(uploaded_path(image), beam=3, n_best=1)
+    except crossgen.CrossgenError as e:
+        raise gr.Error(str(e)) from None
+    return r.captions[0][0], "" if r.in_domain else NOT_AN_EMOJI
+
+
+def edit_preview(name: str | None, words: str | None) -> str:
+    """Edit: the caption the words make of the read name, shown before drawing."""
+    if not name or not words or not words.strip():
+        return ""
+    caption, kind = crossgen.edited_caption(name, words)
+    return f"Will draw: **{caption}** ({EDIT_KINDS[kind]})"
+
+
+def edit_emoji(image: dict | str | None, words: str, name: str | None = None) -> tuple[Image.Image, str, list[str]]:
+    """Edit an emoji with words: its colour ("blue"), its skin tone ("dark skin tone") or a whole new caption.
+
+    The VAE's encoder reads the drawing under its name and the decoder draws it under the name with the words
+    applied; a colour or skin-tone edit keeps every pixel the words do not speak of.
+
+    Args:
+        image: the emoji to edit (PNG, JPEG, GIF or WebP, at most 10 MB); over MCP an http(s) or data: URL.
+        words: what to change: a colour ("blue"), a skin tone ("dark skin tone") or a new caption ("green heart").
+        name: the emoji's name, when the one the captioner reads is wrong ("" or omitted: read it).
+
+    Returns:
+        the edited drawing (PNG, 64 px shown at 192 px)
+        Markdown saying what was read and what was drawn
+        the edited drawing as PNGs with a transparent background, at 64 and 256 px
+    """
+    path = uploaded_path(image)
+    try:
+        e = pipeline().edit(path, words, name=name or None)
+    except crossgen.CrossgenError as err:
+        raise gr.Error(str(err)) from None
+    said = f"Read as **{e.read}**, drawn as **{e.caption}** ({EDIT_KINDS[e.kind]})"
+    return display(e.image), said, transparent_pngs([e.image], f"{slug(e.caption)}-edit")
 
 
 def seed_arg(seed: float | None) -> int | None:
@@ -417,6 +466,22 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                 back_pngs = gr.File(label="Transparent PNGs (64 and 256 px)", file_count="multiple", interactive=False)
                 back_words = gr.Markdown(label="Hints")
 
+    with gr.Tab("Edit"):
+        with gr.Row():
+            with gr.Column():
+                edit_image = gr.Image(label="Emoji to edit", type="filepath", sources=["upload", "clipboard"], height=256)
+                edit_name = gr.Textbox(label="Read as (fix it if it is wrong)", max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
+                edit_words = gr.Textbox(label="Words", placeholder="blue · dark skin tone · green heart",
+                                        max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
+                edit_plan = gr.Markdown(label="Will draw")
+                edit_btn = gr.Button("Edit", variant="primary")
+                gr.Examples([[str(ASSETS / "examples" / f), w] for f, w in EDIT_EXAMPLES], inputs=[edit_image, edit_words])
+            with gr.Column():
+                edit_notice = gr.Markdown(label="Notice")
+                edited = gr.Image(label="Edited", type="pil", format="png", interactive=False, height=256)
+                edit_said = gr.Markdown(label="What was drawn")
+                edit_pngs = gr.File(label="Transparent PNGs (64 and 256 px)", file_count="multiple", interactive=False)
+
     # wiring
     demo.load(status_message, None, status, api_name=False)
     demo.load(about_markdown, None, about, api_name=False)
@@ -435,6 +500,11 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
     read_back.click(caption_generated, gallery, [gallery, read_back_summary], api_name="caption_generated")
     back_btn.click(draw_from_caption, [caption, n_images, seed, temperature], [back_gallery, back_seed, back_words, back_pngs],
                    api_name="draw_from_caption")
+    edit_image.change(read_name, edit_image, [edit_name, edit_notice], preprocess=False, **quiet)
+    for field in (edit_name, edit_words):
+        field.change(edit_preview, [edit_name, edit_words], edit_plan, **quiet)
+    edit_btn.click(edit_emoji, [edit_image, edit_words, edit_name], [edited, edit_said, edit_pngs], api_name="edit_emoji",
+                   preprocess=False)
     interpolate_btn.click(interpolate, [start_words, end_words, frames, seed, temperature], [strip, strip_gif, strip_seed],
                           api_name="interpolate")
 

@@ -2,23 +2,24 @@
 from .captioner import Captioner, CaptionerConfig, Hypothesis, Vocab
 from .checkpoint import load_model, save_model, verify_manifest, write_manifest
 from .device import get_device
+from .edit import edited_caption
 from .errors import (CheckpointError, CrossgenError, ImageTooLargeError, InvalidImageError, InvalidPromptError,
-                     InvalidRequestError, UnknownWordsError)
+                     InvalidRequestError, NotAnEmojiError, UnknownWordsError)
 from .image_features import FeatureConfig, ImageFeatures
 from .interpolation import Interpolation, slerp, write_gif
 from .matte import transparent
-from .pipeline import Credit, Generation, Pipeline, Reading, checkpoint_info, default_checkpoints, load
+from .pipeline import Credit, Edited, Generation, Pipeline, Reading, checkpoint_info, default_checkpoints, load
 from .preprocess import load_image, normalize_text, tokenize
 from .prompt_hints import PromptWords, replace_word
 from .text_encoder import TextEncoder, Word2VecConfig
 from .vae import CVAE, CVAEConfig
 
 __all__ = [
-    "load", "Pipeline", "Generation", "Credit", "Reading", "checkpoint_info", "default_checkpoints", "get_device",
+    "load", "Pipeline", "Generation", "Credit", "Reading", "Edited", "edited_caption", "checkpoint_info", "default_checkpoints", "get_device",
     "Interpolation", "slerp", "write_gif", "transparent", "PromptWords", "replace_word",
     "TextEncoder", "Word2VecConfig", "CVAE", "CVAEConfig", "ImageFeatures", "FeatureConfig",
     "Captioner", "CaptionerConfig", "Vocab", "Hypothesis", "save_model", "load_model",
     "write_manifest", "verify_manifest", "load_image", "normalize_text", "tokenize",
     "CrossgenError", "InvalidPromptError", "UnknownWordsError", "InvalidImageError",
-    "ImageTooLargeError", "InvalidRequestError", "CheckpointError",
+    "ImageTooLargeError", "InvalidRequestError", "NotAnEmojiError", "CheckpointError",
 ]

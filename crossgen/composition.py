@@ -27,8 +27,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .colour import COLOURS, read_colour, recolour
-from .data.holdout import held_out_ids, load_holdout, object_of, undrawn_prompts
-from .errors import InvalidPromptError
+from .edit import retone
+from .data.holdout import held_out_ids, load_holdout, object_of, parse_colour, parse_tone, undrawn_prompts
+from .errors import InvalidPromptError, NotAnEmojiError
 from .evaluator import Evaluator, logits_and_pool, topk_accuracy
 from .object_reader import ObjectReader
 from .pipeline import Pipeline
@@ -135,23 +136,6 @@ class Retrieval:
         return self.images[[rows[j % len(rows)] for j in range(n)]] if rows else None
 
 
-def retone(image: torch.Tensor, reader: SkinTone, tone: int) -> torch.Tensor:
-    """(3, H, W) in [0, 1] -> the skin pixels (within the reader's radius of a palette colour) shifted from their
-    palette colour to the same artist's colour of `tone` (palette rows come five tones per artist), or the mean
-    palette colour of that tone."""
-    refs, tones = torch.tensor(reader.palette), torch.tensor(reader.tones)  # (R, 3), (R,)
-    p = image.permute(1, 2, 0).reshape(-1, 3) * 255  # (H*W, 3)
-    dist, near = torch.cdist(p, refs).min(1)
-    skin = (dist < reader.radius) & ~(p > 240).all(1)
-    target = refs[tones == tone].mean(0).expand(len(refs), 3).clone()  # (R, 3)
-    for r in range(len(refs)):
-        same = r - int(tones[r]) + tone
-        if 0 <= same < len(refs) and int(tones[same]) == tone:
-            target[r] = refs[same]
-    p = torch.where(skin[:, None], p + (target - refs)[near], p)
-    return (p / 255).clamp(0, 1).reshape(image.shape[1], image.shape[2], 3).permute(2, 0, 1)
-
-
 def recoloured(images: torch.Tensor | None, item: Item, reader: SkinTone | None) -> torch.Tensor | None:
     """uint8 (n, 3, H, W) -> painted in the item's colour, or its skin in the item's tone."""
     if images is None:
@@ -245,6 +229,68 @@ def diversity(pipe: Pipeline, prompts: list[str], cfg: CompositionConfig) -> dic
     return out
 
 
+def edits(pipe: Pipeline, test: Split, objects: ObjectReader | None, skin: SkinTone | None, real: Split,
+          per_object: int = 2) -> dict:
+    """Editing with words (`Pipeline.edit`) on the test artist's drawings, each edited twice, its name read by the
+    captioner as in the app. Colour: drawings named '<colour> <object>' of objects drawn in at least 3 colours, to the
+    next two of those colours (in COLOURS order, wrapping); right when `read_colour` gives the asked colour and the
+    object reader keeps the object in its top 5. Tone: drawings with one skin tone, to the next two tones; right when
+    the skin-tone reader gives the asked tone and the object is kept. Identity: each colour drawing edited with its
+    own name, its mean absolute pixel difference, against the median difference between two training artists'
+    drawings of the same concept (`real`). Images that do not pass as emoji are counted apart."""
+    names = [normalize_text(r["name"]) for r in test.records]
+    colours: dict[str, list[str]] = {}
+    for name in names:
+        if (parsed := parse_colour(name)) and parsed[0] in COLOURS:
+            colours.setdefault(parsed[1], []).append(parsed[0])
+    colours = {o: [c for c in COLOURS if c in cs] for o, cs in colours.items() if len(set(cs)) >= 3}
+    jobs: dict[str, list[tuple[int, str, str, str | int]]] = {"colour": [], "tone": []}  # (row, words, object, asked)
+    for i, name in enumerate(names):
+        if (parsed := parse_colour(name)) and parsed[0] in colours.get(parsed[1], ()):
+            own = colours[parsed[1]]
+            for k in range(1, per_object + 1):
+                asked = own[(own.index(parsed[0]) + k) % len(own)]
+                jobs["colour"].append((i, asked, parsed[1], asked))
+        elif (toned := parse_tone(name)) and skin is not None:
+            for k in range(1, per_object + 1):
+                asked = (TONES.index(toned[1]) + k) % len(TONES)
+                jobs["tone"].append((i, f"{TONES[asked]} skin tone", object_of(name), asked))
+    out: dict = {}
+    for kind, todo in jobs.items():
+        done, refused = [], 0
+        for i, words, obj, asked in todo:
+            try:
+                done.append((pipe.edit(Image.fromarray(test.images[i].permute(1, 2, 0).numpy()), words), obj, asked))
+            except NotAnEmojiError:
+                refused += 1
+        if not done:
+            out[kind] = {"edits": 0, "refused": refused}
+            continue
+        x = pil_to_uint8([e.image for e, _, _ in done])  # (M, 3, 64, 64)
+        xf = x.float() / 255
+        attribute = np.array([(read_colour(im) == asked) if kind == "colour" else (skin.predict(im) == asked)
+                              for im, (_, _, asked) in zip(xf, done)])
+        kept = np.array([obj in top for (_, obj, _), top in zip(done, objects.top(x, 5))]) if objects else None
+        out[kind] = {"edits": len(done), "refused": refused, "drawings": len({i for i, *_ in todo}),
+                     "attribute": float(attribute.mean()), "object": None if kept is None else float(kept.mean()),
+                     "both": None if kept is None else float((attribute & kept).mean())}
+    mad = []
+    for i in sorted({i for i, *_ in jobs["colour"]}):
+        try:
+            same = pipe.edit(Image.fromarray(test.images[i].permute(1, 2, 0).numpy()), names[i], name=names[i])
+        except NotAnEmojiError:
+            continue
+        mad.append(float((pil_to_uint8([same.image]).float() - test.images[i].float()).abs().mean() / 255))
+    by_id: dict[str, list[int]] = {}
+    for j, r in enumerate(real.records):
+        by_id.setdefault(r["id"], []).append(j)
+    pairs = [float((real.images[a].float() - real.images[b].float()).abs().mean() / 255)
+             for js in by_id.values() for a, b in zip(js, js[1:])]
+    out["identity"] = {"drawings": len(mad), "mean_abs_diff": float(np.mean(mad)) if mad else None,
+                       "artists_median_diff": float(np.median(pairs)) if pairs else None}
+    return out
+
+
 def captions_by_group(test: Split, nbest: list[list[str]], groups: dict[str, list[Item]]) -> dict:
     """Image -> text on the test drawings: exact-name accuracy of the best caption per group (held-out, their
     matched seen concepts, every other concept)."""
@@ -289,6 +335,8 @@ def composition(pipe: Pipeline, evaluator: Evaluator, objects: ObjectReader | No
     section["diversity"] = diversity(pipe, seen + extra, cfg)
     if test is not None and nbest is not None:
         section["image_to_text"] = captions_by_group(test, nbest, groups)
+    if test is not None:
+        section["edits"] = edits(pipe, test, objects, skin, real)
     section["readers"] = {"colour": "crossgen.colour.read_colour (dominant foreground hue; light blue counts as blue)",
                           "tone": "SkinTone.predict (skin_tone.json palette)" if skin else None,
                           "object": f"object_reader ({objects.parts.config.tuned or 'head only'}), top-5" if objects else None,
@@ -335,3 +383,14 @@ def print_composition(section: dict) -> None:
     for g, row in (section.get("image_to_text") or {}).items():
         if row["exact_top1"] is not None:
             print(f"image -> text {g}: exact {row['exact_top1']:.3f} on {row['images']} images")
+    ed = section.get("edits") or {}
+    for kind in ("colour", "tone"):
+        row = ed.get(kind) or {}
+        if row.get("edits"):
+            obj = "-" if row["object"] is None else f"{row['object']:.3f}"
+            both = "-" if row["both"] is None else f"{row['both']:.3f}"
+            print(f"edits {kind}: {row['edits']} edits of {row['drawings']} drawings ({row['refused']} not emoji): "
+                  f"{kind} read {row['attribute']:.3f}, object kept {obj}, both {both}")
+    if (ident := ed.get("identity")) and ident["drawings"]:
+        print(f"edits identity: mean |difference| {ident['mean_abs_diff']:.4f} on {ident['drawings']} drawings "
+              f"(two artists' drawings of a concept: median {ident['artists_median_diff']:.4f})")

@@ -28,6 +28,10 @@ class ImageTooLargeError(InvalidImageError):
     """The image has more pixels (or bytes) than crossgen accepts."""
 
 
+class NotAnEmojiError(InvalidImageError):
+    """The image does not look like an emoji (the out-of-domain probe): crossgen does not edit it."""
+
+
 class CheckpointError(CrossgenError, RuntimeError):
     """Checkpoints are missing, corrupt, or do not match their manifest."""
 

@@ -145,17 +145,21 @@ class CVAE(nn.Module):
             n, u, d = config.exemplars, config.exemplar_names, config.text_dim
             self.register_buffer("exemplar_z", torch.zeros(n, z))  # (N, Z)
             self.register_buffer("exemplar_name", torch.zeros(n, dtype=torch.long))  # (N,) into the names
+            self.register_buffer("exemplar_artist", torch.arange(n))  # (N,) the artist of each (unknown: its own)
             self.register_buffer("name_object", torch.zeros(u, d))  # (U, D) `name_keys` of each distinct name
             self.register_buffer("name_full", torch.zeros(u, d))  # (U, D)
             self.register_buffer("attribute_words", torch.zeros(config.exemplar_attributes, d))  # (A, D)
 
-    def set_exemplars(self, text_vec: torch.Tensor, z: torch.Tensor, attribute_words: torch.Tensor | None = None) -> None:
+    def set_exemplars(self, text_vec: torch.Tensor, z: torch.Tensor, attribute_words: torch.Tensor | None = None,
+                      artist: torch.Tensor | None = None) -> None:
         """Use training drawings as the prior when sampling (an exemplar prior, as in Exemplar VAE): their names'
         text inputs (N, text_in) and latents (N, Z): posterior means, or latents fitted to the images
         (`train.vae.refine_latents`); saved with the weights. They are found by object (`nearest_by_object`), and
-        attribute_words (A, D) are the colour and skin-tone words left out of it."""
+        attribute_words (A, D) are the colour and skin-tone words left out of it. artist (N,): who drew each (a
+        request takes one drawing per artist and object before any other tone or colour of it)."""
         self.config.exemplars = len(text_vec)
         device = next(self.parameters()).device
+        self.register_buffer("exemplar_artist", (torch.arange(len(text_vec)) if artist is None else artist.long()).to(device))
         names, inverse = torch.unique(text_vec.float().cpu(), dim=0, return_inverse=True)  # (U, text_in), (N,)
         attribute_words = torch.zeros(0, self.config.text_dim) if attribute_words is None else attribute_words.float()
         obj, full = name_keys(names.view(len(names), self.config.max_words, self.config.text_dim), attribute_words)
@@ -179,6 +183,12 @@ class CVAE(nn.Module):
         mu, logvar = self.to_stats(torch.cat([h, cond], dim=1)).chunk(2, dim=1)  # (B, Z) each
         return mu, logvar.clamp(-12, 8)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "exemplar_artist"
+        if self.config.exemplars and key not in state_dict:  # saved before the artists were kept: each its own
+            state_dict[key] = torch.arange(self.config.exemplars)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @staticmethod
     def request_slots(eps: torch.Tensor) -> torch.Tensor:
         """One request's noise (n, Z) -> (n, 3): a uniform number from its first image's first coordinate (through
@@ -193,18 +203,32 @@ class CVAE(nn.Module):
         """(B,) indices of the exemplars drawn for noise (B, Z) and word vectors (B, T * D), slots (B, 3) from
         `request_slots`. The exemplars are ranked by `name_scores` (ties in index order); the best name's m drawings
         (its artists) come first. A request's n images take n consecutive places from an offset chosen by its noise
-        among those m, wrapping within the first max(m, n): n different drawings, the next nearest names' when m < n."""
+        among those m, wrapping within the first max(m, n): n different drawings, the next nearest names' when m < n.
+        Past the best name, a drawing whose artist already drew an earlier one of the same object (its other skin
+        tones and colours: the decoder paints them alike) goes after every drawing that is new."""
         words = text_vec.float().view(len(text_vec), self.config.max_words, self.config.text_dim)  # (B, T, D)
         score = name_scores(name_keys(words, self.attribute_words), (self.name_object, self.name_full))  # (B, U)
         order = score[:, self.exemplar_name].sort(dim=1, descending=True, stable=True).indices  # (B, N)
         width = min(64, order.shape[1])
         order = order[:, :width]
+        order = order.gather(1, self.repeats_last(order))
         name = self.exemplar_name[order]  # (B, W)
         m = (name == name[:, :1]).sum(1)  # (B,) drawings of the best name (its skin tones differ by ~1e-4 in score)
         u, j, n = slots[:, 0].to(eps.device), slots[:, 1].long().to(m.device), slots[:, 2].long().to(m.device)  # (B,) each
         offset = (u * m).long().clamp(max=m - 1)  # (B,)
         place = (offset + j) % torch.maximum(m, n).clamp(max=width)  # (B,)
         return order.gather(1, place[:, None])[:, 0]
+
+    def repeats_last(self, order: torch.Tensor) -> torch.Tensor:
+        """(B, W) ranked exemplars -> (B, W) the permutation that moves each one whose artist drew an earlier one
+        of the same object (the same object key) behind all the others, each part in its ranked order."""
+        w = order.shape[1]
+        obj = self.name_object[self.exemplar_name[order]]  # (B, W, D) unit object keys
+        artist = self.exemplar_artist[order]  # (B, W)
+        same = (obj @ obj.transpose(1, 2) > 0.999) & (artist[:, :, None] == artist[:, None, :])  # (B, W, W)
+        repeat = (same & torch.ones(w, w, dtype=torch.bool, device=order.device).tril(-1)).any(2)  # (B, W)
+        rank = torch.arange(w, device=order.device)
+        return (repeat.long() * w + rank).argsort(dim=1)
 
     def prior_latent(self, eps: torch.Tensor, text_vec: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Standard-normal noise (B, Z) (times the temperature) -> z (B, Z): near an exemplar of the text's object
@@ -267,6 +291,14 @@ class CVAE(nn.Module):
         z, rows = self.prior_latent(eps, text, slots)  # (sum n, Z), (sum n,)
         images = torch.sigmoid(self.decode(z, cond))  # (sum n, 3, H, W)
         return [Drawn(x, r) for x, r in zip(images.split(counts), rows.cpu().split(counts))]
+
+    @torch.inference_mode()
+    def redraw(self, image: torch.Tensor, text_vec: torch.Tensor, new_text_vec: torch.Tensor) -> torch.Tensor:
+        """Drawings (B, 3, H, W) in [0, 1] under their captions' text inputs text_vec (B, text_in) -> the same
+        drawings under new_text_vec (B, text_in): the encoder's mean read under the old caption, decoded under the
+        new one (as the swaps of training), in [0, 1]."""
+        mu, _ = self.encode(image, self.condition(text_vec))  # (B, Z)
+        return torch.sigmoid(self.decode(mu, self.condition(new_text_vec)))
 
     def sample(self, text_vec: torch.Tensor, n: int = 1, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:

@@ -167,3 +167,25 @@ def test_handlers_turn_library_errors_into_gr_error(app_module):
         app_module.interpolate("red apple", "dog", 20, 0, 1.0)
     with pytest.raises(gr.Error, match="Draw some images first"):
         app_module.caption_generated(None)
+
+
+def test_edit_endpoint_draws_the_words_and_refuses_bad_input(client):
+    """/edit_emoji with the name given (the tiny captioner reads nonsense): the caption the words make, the edited
+    drawing and its transparent PNGs; no image, empty words and unknown words get the app's messages."""
+    image, said, pngs = client.predict(handle_file(str(DOG)), "blue", "dog", api_name="/edit_emoji")
+    assert Image.open(image).size == (192, 192) and "drawn as **blue dog**" in said and len(pngs) == 2
+    _, said, _ = client.predict(handle_file(str(DOG)), "dark skin tone", "thumbs up", api_name="/edit_emoji")
+    assert "**thumbs up dark skin tone**" in said
+    with pytest.raises(Exception, match="Drop an image first"):
+        client.predict(None, "blue", "dog", api_name="/edit_emoji")
+    with pytest.raises(Exception, match="Type what to change"):
+        client.predict(handle_file(str(DOG)), "  ", "dog", api_name="/edit_emoji")
+    with pytest.raises(Exception, match="No known word"):
+        client.predict(handle_file(str(DOG)), "zzzqqq", "dog", api_name="/edit_emoji")
+    image, *_ = client.predict(handle_file(str(DOG)), "red", "dog", api_name="/edit_emoji")  # still serving
+
+
+def test_edit_preview_shows_the_caption_before_drawing(app_module):
+    assert app_module.edit_preview("red apple", "blue") == "Will draw: **blue apple** (a new colour, the rest kept)"
+    assert "thumbs up dark skin tone" in app_module.edit_preview("thumbs up", "dark")
+    assert app_module.edit_preview("", "blue") == app_module.edit_preview("dog", " ") == ""

@@ -6,7 +6,8 @@ import pytest
 from crossgen import bench
 
 LATENCY_KEYS = {"floor", "text_to_image_n1", "text_to_image_n4", "text_to_image_n16", "image_to_text_beam1",
-                "image_to_text_beam3", "image_to_text_beam5", "naive_text_to_image_n4", "naive_image_to_text_beam3"}
+                "image_to_text_beam3", "image_to_text_beam5", "naive_text_to_image_n4", "naive_image_to_text_beam3",
+                "edit_colour"}
 
 
 @pytest.mark.slow
@@ -30,7 +31,7 @@ def test_quick_bench_writes_report(tiny_checkpoints, tmp_path, capsys):
             assert mode[ep]["requests"] == 3 and mode[ep]["throughput_rps"] > 0
     assert report["concurrency"]["concurrent + batching"]["one client"]["image_to_text"]["requests"] == 1
     assert "1 client, sequential" in printed
-    assert len(report["targets"]) == 4 and all(isinstance(t["met"], bool) for t in report["targets"])
+    assert len(report["targets"]) == 5 and all(isinstance(t["met"], bool) for t in report["targets"])
     # only the targets in force: the naive speed-up and the batching gain were retired
     assert not any("naive" in t["target"] or "batching" in t["target"] for t in report["targets"])
     assert bench.DEFAULT_OUT.parent.name == "runs"  # a run does not overwrite the committed assets/bench.json

@@ -161,3 +161,37 @@ def test_drawn_images_name_their_drawing_and_download_transparent(shipped_server
         assert png.mode == "RGBA" and png.size == (64, 64)
         assert alpha[[0, 0, -1, -1], [0, -1, 0, -1]].max() == 0 and alpha[24:40, 24:40].min() == 255
     assert shipped_server.alive(), f"the server died:\n{shipped_server.log()[-3000:]}"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_edit_an_emoji_with_words_and_download_it_transparent(shipped_server, tmp_path):
+    """On the shipped checkpoints: drop the Twemoji red apple in the Edit tab, see its name read, type "blue", see
+    what will be drawn, click Edit: a blue apple, and a transparent PNG of it with see-through corners."""
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from crossgen.colour import read_colour
+
+    with chromium_page(tmp_path / "profile") as page:
+        page.goto(shipped_server.url)
+        panel = browser.open_tab(page, "Edit", "Edit")
+        panel.locator('input[type="file"][accept*="image"]').first.set_input_files(str(ROOT / "assets" / "examples" /
+                                                                                    "twemoji_red_apple.png"))
+        name = panel.get_by_label("Read as (fix it if it is wrong)")
+        wait_until(page, lambda: name.input_value() == "red apple", "the name read from the image")
+        panel.get_by_label("Words", exact=True).fill("blue")
+        wait_until(page, lambda: "Will draw: blue apple" in panel.inner_text(), "the caption to draw")
+        browser.click_and_wait(page, panel, "Edit")
+        assert "drawn as blue apple" in panel.inner_text()
+        links = panel.locator("a[href$='-64px.png']")
+        wait_until(page, lambda: links.count() == 1, "the transparent 64 px PNG")
+        png = Image.open(io.BytesIO(page.request.get(links.first.get_attribute("href")).body())).convert("RGBA")
+        rgba = np.asarray(png)
+        assert rgba[..., 3][[0, 0, -1, -1], [0, -1, 0, -1]].max() == 0
+        on_white = Image.alpha_composite(Image.new("RGBA", png.size, "white"), png).convert("RGB")
+        assert read_colour(torch.from_numpy(np.array(on_white)).permute(2, 0, 1).float() / 255) == "blue"
+    assert shipped_server.alive(), f"the server died:\n{shipped_server.log()[-3000:]}"

@@ -13,7 +13,7 @@ from helpers import ROOT
 
 # Top-level modules of crossgen/ by layer (crossgen.data.* and crossgen.train.* go by their package).
 BASE = {"errors", "device", "preprocess", "checkpoint", "seeds", "augment", "colour", "matte", "cli"}
-MODELS = {"text_encoder", "image_features", "name_keys", "vae", "captioner", "interpolation", "prompt_hints", "concept_fallback",
+MODELS = {"text_encoder", "image_features", "name_keys", "vae", "captioner", "interpolation", "prompt_hints", "concept_fallback", "edit",
           "skin_tone", "confidence", "evaluator", "object_reader"}
 EVALUATE = {"evaluate", "composition"}  # the evaluation: may import every layer
 SERVING = {"", "pipeline", "batching", "bench", "bench_server", "app_process", "app"}  # "": the package itself (its public API)

@@ -29,6 +29,7 @@ TOOLS = {
     "prompt_words": ("Check which words of a text prompt", {"prompt"}),
     "caption_generated": ("Round trip: caption each image", {"gallery"}),
     "draw_from_caption": ("Round trip: draw images from a caption", {"caption_text", "n", "seed", "temperature"}),
+    "edit_emoji": ("Edit an emoji with words", {"image", "words", "name"}),
     "interpolate": ("Morph between two text prompts", {"prompt_a", "prompt_b", "k", "seed", "temperature"}),
 }
 
@@ -76,10 +77,12 @@ def test_schema_lists_the_tools_with_their_descriptions(server):
 
 def test_tools_draw_and_caption_over_streamable_http(server):
     dog = "data:image/png;base64," + base64.b64encode((EXAMPLES / "twemoji_dog.png").read_bytes()).decode()
-    names, (drawn, caption, refused) = call_tools(server.url, [
+    apple = "data:image/png;base64," + base64.b64encode((EXAMPLES / "twemoji_red_apple.png").read_bytes()).decode()
+    names, (drawn, caption, refused, edited) = call_tools(server.url, [
         ("text_to_image", {"prompt": "red apple", "n": 2, "seed": 7}),
         ("image_to_text", {"image": dog, "beam": 3}),
         ("text_to_image", {"prompt": "   "}),
+        ("edit_emoji", {"image": apple, "words": "blue"}),
     ])
     assert set(names) == set(TOOLS)
 
@@ -101,4 +104,5 @@ def test_tools_draw_and_caption_over_streamable_http(server):
     assert best and "dog" in best.group(1), text_of(caption)
 
     assert refused.isError and "prompt" in text_of(refused).lower(), text_of(refused)  # the app's own message
+    assert not edited.isError and "drawn as **blue apple**" in text_of(edited), text_of(edited)
     assert server.alive(), server.log()[-3000:]

@@ -73,6 +73,25 @@ def test_a_request_gets_different_exemplars_then_the_next_names():
     assert torch.equal(x, vae.sample(words(DOG), n=4, generator=torch.Generator().manual_seed(1)))
 
 
+def test_an_artists_other_colour_of_an_object_comes_after_every_new_drawing():
+    """Past the name's own drawings, a request takes the object's drawings by artists it has not used yet, then the
+    drawings of the next objects, and only then another colour of a drawing it has (the decoder paints it alike)."""
+    torch.manual_seed(0)
+    vae = CVAE(CVAEConfig(text_dim=16, cond_dim=16, latent_dim=4, channels=[4, 8], max_words=3)).eval()
+    # artist 0: green and red apple; artist 1: red apple; artist 2: a heart (the next object)
+    names = [words(GREEN, APPLE), words(RED, APPLE), words(RED, APPLE), words(RED, HEART)]
+    vae.set_exemplars(torch.stack(names), torch.zeros(4, 4), torch.stack([BLUE, GREEN, RED]), torch.tensor([0, 0, 1, 2]))
+    eps = torch.zeros(4, 4)
+    idx = vae.nearest_by_object(eps, words(GREEN, APPLE)[None].repeat(4, 1), vae.request_slots(eps)).tolist()
+    assert idx == [0, 2, 3, 1]  # its own apple, artist 1's apple, the heart, then artist 0's red apple
+    # without the artists (a checkpoint saved before they were kept) every exemplar counts as its own artist
+    state = {k: v for k, v in vae.state_dict().items() if k != "exemplar_artist"}
+    old = CVAE(vae.config).eval()
+    old.load_state_dict(state)
+    assert old.exemplar_artist.tolist() == [0, 1, 2, 3]
+    assert old.nearest_by_object(eps, words(GREEN, APPLE)[None].repeat(4, 1), old.request_slots(eps)).tolist() == [0, 1, 2, 3]
+
+
 def test_z_is_drawn_around_the_exemplar_and_without_exemplars_is_the_noise():
     vae = object_vae()
     vae.config.exemplar_sd = 0.5

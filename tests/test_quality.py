@@ -44,8 +44,14 @@ UNDRAWN_FLOORS = {("generator", "attribute"): 0.9, ("generator", "both"): 0.55, 
                   ("ceiling", "object"): 0.42}
 HELD_OUT_BOTH_FLOORS = {"heldout_colour": 0.5, "heldout_tone": 0.6}
 # A request's images on different drawings: the share of requests with no two images closer than 0.03, at
-# temperatures 0.5 and 1.0 (fixture: n = 4 100 % / 100 %, n = 9 60 % / 70 %).
-DIVERSE_FLOORS = {4: 0.95, 9: 0.5}
+# temperatures 0.5 and 1.0 (fixture, since an artist's other colours of a drawing go last: n = 4 100 % / 100 %,
+# n = 9 75 % / 85 %; before, n = 9 60 % / 70 %).
+DIVERSE_FLOORS = {4: 0.95, 9: 0.7}
+# Edits with words (fixture, 2026-12-07): the Twemoji toned people edited to two other tones, tone read and person
+# kept 0.608 (tone read 0.892, person kept 0.703); the undrawn prompts' transparent PNGs: corners transparent 0.958,
+# the object opaque 0.970.
+EDIT_TONE_FLOOR = 0.55
+TRANSPARENT_FLOORS = {"corners_transparent": 0.9, "object_opaque": 0.9}
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +164,12 @@ def test_composition_floors_and_a_request_is_reproducible(metrics):
     for (n, floor), t in [(item, t) for item in DIVERSE_FLOORS.items() for t in (0.5, 1.0)]:
         share = comp["diversity"]["requests"][f"n{n}_t{t}"]["share_ok"]
         assert share >= floor, f"only {share:.0%} of the n{n}_t{t} requests are different drawings (floor {floor:.0%})"
+
+
+@pytest.mark.slow
+def test_edit_and_transparency_floors(metrics):
+    tone = metrics["composition"]["edits"]["tone"]
+    assert tone["edits"] > 0 and tone["both"] >= EDIT_TONE_FLOOR, f"tone edits right fell to {tone['both']:.3f}"
+    clear = metrics["transparency"]
+    for key, floor in TRANSPARENT_FLOORS.items():
+        assert clear[key] >= floor, f"{key} fell to {clear[key]:.3f} (floor {floor})"

@@ -144,14 +144,16 @@ def add_exemplars(data: str | Path, out: str | Path, device: torch.device, limit
         zs.append(z.cpu())
         sds.append(torch.exp(0.5 * logvar).mean(1).cpu())  # (B,) a posterior's typical spread
     attributes = [encoder.wv[w] for w in ATTRIBUTE_WORDS if w in encoder]
-    model.set_exemplars(torch.cat(texts), torch.cat(zs), torch.from_numpy(np.stack(attributes)) if attributes else None)
+    sources = exemplar_sources([split.records[int(i)] for i in keep])
+    model.set_exemplars(torch.cat(texts), torch.cat(zs), torch.from_numpy(np.stack(attributes)) if attributes else None,
+                        torch.tensor(sources["artist"]))
     # draw about as far from an exemplar as its own posterior spreads: further gives blurred, off-model images
     model.config.exemplar_sd = round(torch.cat(sds).mean().item(), 4)
     n = max(len(keep), 1)
     summary = {"count": len(keep), "refine_steps": refine_steps, "refine_lr": refine_lr,
                "bce_posterior_mean": round(bce[0].item() / n, 1), "bce_stored": round(bce[1].item() / n, 1)}
     save_model(out, "vae", model, **{k: v for k, v in meta.items() if k not in ("config", "exemplars", "sources")},
-               exemplars=summary, sources=exemplar_sources([split.records[int(i)] for i in keep]))
+               exemplars=summary, sources=sources)
     return summary
 
 
