@@ -79,3 +79,15 @@ def test_shipped_edit_refuses_what_is_not_an_emoji_and_empty_words(shipped):
         shipped.edit(EXAMPLES / "twemoji_dog.png", "   ")
     with pytest.raises(crossgen.UnknownWordsError):
         shipped.edit(EXAMPLES / "twemoji_dog.png", "zzzqqq")
+
+
+def test_shipped_generator_paints_the_asked_skin_tone(shipped):
+    """Text -> image moves the skin of a prompt's images to the one tone it names (`Pipeline.paint_tone`)."""
+    from crossgen.skin_tone import TONES
+
+    for tone in ("light", "medium dark"):
+        images = shipped.text_to_image(f"thumbs up {tone} skin tone", n=4, seed=3)
+        assert [TONES[shipped.skin_tone.predict(tensor(im))] for im in images] == [tone] * 4
+    x = torch.rand(2, 3, 64, 64)
+    assert shipped.paint_tone("red apple", x) is x  # no tone named
+    assert shipped.paint_tone("handshake light skin tone dark skin tone", x) is x  # two: left as drawn

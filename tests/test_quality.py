@@ -39,10 +39,11 @@ OOD_AUROC_FLOORS = {"photo": 0.95, "screenshot": 0.97, "text": 0.98, "noise": 0.
 # Composition on the fixture (2026-12-07, the composing generator): the 42 undrawn prompts' colour right 0.964, colour
 # and object both right 0.649 (retrieval 0.012, retrieve-then-recolour 0.167); the readers' own checks:
 # retrieve-then-recolour's colour 0.988, the object reader on the objects' real drawings recoloured (the ceiling)
-# 0.50. The fixture's held-out concepts (never trained on): "red heart" both right 0.75, four toned people 0.69.
+# 0.50. The fixture's held-out concepts (never trained on): "red heart" both right 0.75, four toned people 0.69
+# (0.94 since the skin is painted in the asked tone).
 UNDRAWN_FLOORS = {("generator", "attribute"): 0.9, ("generator", "both"): 0.55, ("retrieve_recolour", "attribute"): 0.9,
                   ("ceiling", "object"): 0.42}
-HELD_OUT_BOTH_FLOORS = {"heldout_colour": 0.5, "heldout_tone": 0.6}
+HELD_OUT_BOTH_FLOORS = {"heldout_colour": 0.5, "heldout_tone": 0.8}
 # A request's images on different drawings: the share of requests with no two images closer than 0.03, at
 # temperatures 0.5 and 1.0 (fixture, since an artist's other colours of a drawing go last: n = 4 100 % / 100 %,
 # n = 9 75 % / 85 %; before, n = 9 60 % / 70 %).
