@@ -3,8 +3,9 @@
 The composing VAE was trained on swaps (the encoder reads a drawing under one caption, the decoder draws it under
 another), so an edit is: read the image's name (the captioner), apply the words to it (`edited_caption`), encode
 the image under its name and decode it under the new caption. Decoded alone the drawing comes back in the new colour
-but blurred and painted all over; so a colour edit takes the decoded pixels only where the words speak, the
-drawing's main colour (`colour_mask`), and keeps every other pixel of the image. The decoder paints skin tones
+but blurred and painted all over, its hue often off; so a colour edit takes the decoded drawing's shading in the
+asked colour's hue (`colour.recolour`) only where the words speak, the drawing's main colour (`colour_mask`), and
+keeps every other pixel of the image. The decoder paints skin tones
 poorly (44.8 % of validation tone edits right, docs/experiments.md), so a tone edit moves the skin pixels to the
 tone's palette colour of the skin-tone reader with their shading (`retone`: 95.9 %). A whole new caption takes the
 decoded drawing as it is.
