@@ -16,6 +16,7 @@ from gradio.utils import get_upload_folder  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import crossgen  # noqa: E402
+from crossgen.data.records import split_config  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DISPLAY_SIZE = 192  # the models draw 64x64; the gallery shows them larger
@@ -38,6 +39,8 @@ EDIT_KINDS = {"colour": "a new colour, the rest kept", "tone": "a new skin tone,
               "caption": "a new caption, drawn whole"}
 EDIT_EXAMPLES = [["twemoji_red_apple.png", "blue"], ["twemoji_red_heart.png", "green"], ["twemoji_thumbs_up.png", "dark skin tone"],
                  ["twemoji_person_raising_hand_medium_skin_tone.png", "light skin tone"]]  # in assets/examples
+KEEP_DRAWING = "the dropped drawing"  # the Edit tab's artist choice that keeps the drawing and changes what the words say
+ARTISTS = [spec["artwork"] for spec in split_config()["styles"].values() if spec["split"] == "train"]  # the VAE draws from
 ELSE = "something else"  # the chart's rest: the chance that the name is none of the captions shown
 UNSURE = " (unsure)"  # marks a reading of an image that does not look like an emoji, in the caption and the chart
 CHART_NOTE = ("The percentages are one distribution: with \"something else\" they add up to 100 %. Each is the chance "
@@ -242,7 +245,8 @@ def edit_preview(name: str | None, words: str | None) -> str:
     return f"Will draw: **{caption}** ({EDIT_KINDS[kind]})"
 
 
-def edit_emoji(image: dict | str | None, words: str, name: str | None = None) -> tuple[Image.Image, str, list[str]]:
+def edit_emoji(image: dict | str | None, words: str, name: str | None = None,
+               artist: str | None = None) -> tuple[Image.Image, str, list[str]]:
     """Edit an emoji with words: its colour ("blue"), its skin tone ("dark skin tone") or a whole new caption.
 
     The VAE's encoder reads the drawing under its name and the decoder draws it under the name with the words
@@ -252,6 +256,7 @@ def edit_emoji(image: dict | str | None, words: str, name: str | None = None) ->
         image: the emoji to edit (PNG, JPEG, GIF or WebP, at most 10 MB); over MCP an http(s) or data: URL.
         words: what to change: a colour ("blue"), a skin tone ("dark skin tone") or a new caption ("green heart").
         name: the emoji's name, when the one the captioner reads is wrong ("" or omitted: read it).
+        artist: draw it anew in one training artist's style, e.g. "OpenMoji" ("" or omitted: keep the dropped drawing).
 
     Returns:
         the edited drawing (PNG, 64 px shown at 192 px)
@@ -260,10 +265,12 @@ def edit_emoji(image: dict | str | None, words: str, name: str | None = None) ->
     """
     path = uploaded_path(image)
     try:
-        e = pipeline().edit(path, words, name=name or None)
+        e = pipeline().edit(path, words, name=name or None, artist=None if artist in (None, "", KEEP_DRAWING) else artist)
     except crossgen.CrossgenError as err:
         raise gr.Error(str(err)) from None
     said = f"Read as **{e.read}**, drawn as **{e.caption}** ({EDIT_KINDS[e.kind]})"
+    if e.credit is not None:
+        said = f"Read as **{e.read}**, drawn anew as **{e.caption}** {credit_line(e.credit)}"
     return display(e.image), said, transparent_pngs([e.image], f"{slug(e.caption)}-edit")
 
 
@@ -473,6 +480,7 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                 edit_name = gr.Textbox(label="Read as (fix it if it is wrong)", max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
                 edit_words = gr.Textbox(label="Words", placeholder="blue · dark skin tone · green heart",
                                         max_length=crossgen.preprocess.MAX_PROMPT_CHARS)
+                edit_artist = gr.Dropdown([KEEP_DRAWING, *ARTISTS], value=KEEP_DRAWING, label="Drawn by")
                 edit_plan = gr.Markdown(label="Will draw")
                 edit_btn = gr.Button("Edit", variant="primary")
                 gr.Examples([[str(ASSETS / "examples" / f), w] for f, w in EDIT_EXAMPLES], inputs=[edit_image, edit_words])
@@ -503,7 +511,7 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
     edit_image.change(read_name, edit_image, [edit_name, edit_notice], preprocess=False, **quiet)
     for field in (edit_name, edit_words):
         field.change(edit_preview, [edit_name, edit_words], edit_plan, **quiet)
-    edit_btn.click(edit_emoji, [edit_image, edit_words, edit_name], [edited, edit_said, edit_pngs], api_name="edit_emoji",
+    edit_btn.click(edit_emoji, [edit_image, edit_words, edit_name, edit_artist], [edited, edit_said, edit_pngs], api_name="edit_emoji",
                    preprocess=False)
     interpolate_btn.click(interpolate, [start_words, end_words, frames, seed, temperature], [strip, strip_gif, strip_seed],
                           api_name="interpolate")

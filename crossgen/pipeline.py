@@ -62,6 +62,7 @@ class Edited:
     read: str  # the image's name as read (or as given)
     caption: str  # the caption it was drawn under: the name with the words applied
     kind: str  # "colour", "tone" or "caption" (`crossgen.edit.KINDS`)
+    credit: Credit | None = None  # with an artist asked for: the drawing of that artist it was drawn from
 
 
 @dataclass
@@ -201,14 +202,20 @@ class Pipeline:
         return rewrite(captions, concepts, image, self.fallback, self.skin_tone)
 
     # ------------------------------------------------------------------ image + words -> image
-    def edit(self, image: ImageInput, words: str, name: str | None = None) -> Edited:
+    def artists(self) -> dict[str, str]:
+        """The artists the VAE's exemplars come from: artwork name -> style key ("Noto Emoji (Google)" -> "noto")."""
+        styles = split_config()["styles"]
+        return {styles.get(a, {}).get("artwork", a): a for a in self.sources.get("artists", [])}
+
+    def edit(self, image: ImageInput, words: str, name: str | None = None, artist: str | None = None) -> Edited:
         """The emoji in `image` edited with `words`: a colour ("blue"), a skin tone ("dark skin tone") or a whole
         new caption. Its name is read by the captioner unless given; the VAE's encoder reads the drawing under the
         name and its decoder draws it under the name with the words applied (`crossgen.edit`), a colour edit taking
         its shading, in the asked hue, in the drawing's main colour only; a skin-tone edit moves the skin to the
-        tone's palette colour.
-        NotAnEmojiError for an image that does not look like an emoji,
-        InvalidPromptError / UnknownWordsError for words that cannot be drawn."""
+        tone's palette colour. With an artist (an artwork name of `artists()`, or its style key) the new caption is
+        drawn whole from that artist's nearest drawing instead. NotAnEmojiError for an image that does not look like
+        an emoji, InvalidPromptError / UnknownWordsError for words that cannot be drawn, InvalidRequestError for an
+        unknown artist."""
         if not words or not str(words).strip():
             raise InvalidPromptError("Type what to change: a colour (\"blue\"), a skin tone (\"dark skin tone\") or a "
                                      "new caption (\"green heart\").")
@@ -221,6 +228,8 @@ class Pipeline:
             raise InvalidPromptError("No name was read in this image: give the emoji's name to edit it.")
         caption, kind = edited_caption(name, words)
         old, new = (torch.from_numpy(self.text_input(self.encode_prompt(t)))[None].to(self.device) for t in (name, caption))
+        if artist:
+            return self.redraw_as(artist, name, caption, kind, new)
         x = to_tensor(resize(load_image(image), self.vae.config.image_size)).to(self.device)  # (1, 3, S, S)
         if kind == "tone" and self.skin_tone is not None:
             # the skin moved to the tone's palette colour, shading kept: 95.9 % of validation tone edits right and the
@@ -234,6 +243,19 @@ class Pipeline:
         else:
             out = self.vae.redraw(x, old, new)[0]
         return Edited(to_pil(out[None])[0], name, caption, kind)
+
+    @torch.inference_mode()
+    def redraw_as(self, artist: str, name: str, caption: str, kind: str, text: torch.Tensor) -> Edited:
+        """An edit's caption (its text input (1, text_in)) drawn whole from the latent of `artist`'s nearest drawing."""
+        artists = self.artists()
+        style = artists.get(artist, artist if artist in artists.values() else None)
+        if style is None:
+            raise InvalidRequestError(f"Unknown artist {artist!r}: one of {', '.join(artists)}.")
+        row = self.vae.nearest_of_artist(text[0], self.sources["artists"].index(style))
+        if row < 0:
+            raise InvalidRequestError(f"{artist} has no drawing this VAE can draw from.")
+        drawn = self.vae.decode(self.vae.exemplar_z[row:row + 1], self.vae.condition(text)).sigmoid()  # (1, 3, S, S)
+        return Edited(to_pil(self.paint_tone(caption, drawn))[0], name, caption, kind, self.credit(row))
 
     # ------------------------------------------------------------------ both ways, and between prompts
     def prompt_words(self, prompt: str) -> PromptWords:

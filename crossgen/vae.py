@@ -293,6 +293,15 @@ class CVAE(nn.Module):
         return [Drawn(x, r) for x, r in zip(images.split(counts), rows.cpu().split(counts))]
 
     @torch.inference_mode()
+    def nearest_of_artist(self, text_vec: torch.Tensor, artist: int) -> int:
+        """The exemplar row nearest a text input (text_in,) by `name_scores` among one artist's drawings (-1 when
+        the artist has none)."""
+        words = text_vec.float().view(1, self.config.max_words, self.config.text_dim)  # (1, T, D)
+        score = name_scores(name_keys(words, self.attribute_words), (self.name_object, self.name_full))[0]  # (U,)
+        score = score[self.exemplar_name].masked_fill(self.exemplar_artist != artist, -torch.inf)  # (N,)
+        return int(score.argmax()) if torch.isfinite(score.max()) else -1
+
+    @torch.inference_mode()
     def redraw(self, image: torch.Tensor, text_vec: torch.Tensor, new_text_vec: torch.Tensor) -> torch.Tensor:
         """Drawings (B, 3, H, W) in [0, 1] under their captions' text inputs text_vec (B, text_in) -> the same
         drawings under new_text_vec (B, text_in): the encoder's mean read under the old caption, decoded under the

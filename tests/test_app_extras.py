@@ -182,6 +182,10 @@ def test_edit_endpoint_draws_the_words_and_refuses_bad_input(client):
         client.predict(handle_file(str(DOG)), "  ", "dog", api_name="/edit_emoji")
     with pytest.raises(Exception, match="No known word"):
         client.predict(handle_file(str(DOG)), "zzzqqq", "dog", api_name="/edit_emoji")
+    _, said, _ = client.predict(handle_file(str(DOG)), "blue", "dog", "OpenMoji", api_name="/edit_emoji")
+    assert "drawn anew as **blue dog** from “" in said and "OpenMoji, CC-BY-SA-4.0" in said
+    with pytest.raises(Exception, match="Picasso"):  # not one of the training artists
+        client.predict(handle_file(str(DOG)), "blue", "dog", "Picasso", api_name="/edit_emoji")
     image, *_ = client.predict(handle_file(str(DOG)), "red", "dog", api_name="/edit_emoji")  # still serving
 
 

@@ -91,3 +91,14 @@ def test_shipped_generator_paints_the_asked_skin_tone(shipped):
     x = torch.rand(2, 3, 64, 64)
     assert shipped.paint_tone("red apple", x) is x  # no tone named
     assert shipped.paint_tone("handshake light skin tone dark skin tone", x) is x  # two: left as drawn
+
+
+def test_shipped_edit_draws_anew_in_an_artists_style(shipped):
+    from crossgen.colour import read_colour as colour_of
+
+    e = shipped.edit(EXAMPLES / "twemoji_red_apple.png", "blue", artist="OpenMoji")
+    assert e.caption == "blue apple" and e.credit.artwork == "OpenMoji" and "apple" in e.credit.name
+    assert colour_of(tensor(e.image)) == "blue"
+    assert shipped.edit(EXAMPLES / "twemoji_red_apple.png", "blue", artist="noto").credit.licence == "Apache-2.0"
+    with pytest.raises(crossgen.InvalidRequestError, match="Unknown artist 'Picasso': one of EmojiOne"):
+        shipped.edit(EXAMPLES / "twemoji_red_apple.png", "blue", artist="Picasso")

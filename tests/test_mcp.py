@@ -29,7 +29,7 @@ TOOLS = {
     "prompt_words": ("Check which words of a text prompt", {"prompt"}),
     "caption_generated": ("Round trip: caption each image", {"gallery"}),
     "draw_from_caption": ("Round trip: draw images from a caption", {"caption_text", "n", "seed", "temperature"}),
-    "edit_emoji": ("Edit an emoji with words", {"image", "words", "name"}),
+    "edit_emoji": ("Edit an emoji with words", {"image", "words", "name", "artist"}),
     "interpolate": ("Morph between two text prompts", {"prompt_a", "prompt_b", "k", "seed", "temperature"}),
 }
 
