@@ -1,6 +1,7 @@
-"""crossgen demo: Text → Image and Image → Text in two tabs. UI only; the models live in `crossgen`."""
+"""crossgen demo: Text → Image, Image → Text and Edit in three tabs. UI only; the models live in `crossgen`."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -156,8 +157,9 @@ def download_folder() -> Path:
     """A fresh folder for files to download (GIFs, transparent PNGs); folders older than an hour are removed."""
     DOWNLOAD_DIR.mkdir(parents=True, exist_ok=True)
     for old in DOWNLOAD_DIR.iterdir():
-        if time.time() - old.stat().st_mtime > DOWNLOAD_KEEP_S:
-            shutil.rmtree(old, ignore_errors=True)
+        with contextlib.suppress(OSError):  # a concurrent request may be removing it already
+            if time.time() - old.stat().st_mtime > DOWNLOAD_KEEP_S:
+                shutil.rmtree(old, ignore_errors=True)
     folder = DOWNLOAD_DIR / uuid.uuid4().hex
     folder.mkdir()
     return folder

@@ -3,7 +3,7 @@
     python scripts/feature_screenshots.py --out /tmp/crossgen-shots [--checkpoints checkpoints]
 
 Starts `app.py` on a free port (`crossgen.app_process.AppServer`, through tests/browser.py), drives Debian's Chromium and writes
-hints.png, round_trip_text.png, interpolation.png, round_trip_image.png under --out. Take the README's
+hints.png, round_trip_text.png, interpolation.png, round_trip_image.png, edit.png under --out. Take the README's
 pictures from the trained checkpoints only, never from the tests' tiny random models.
 """
 from __future__ import annotations
@@ -85,6 +85,17 @@ def journey(page, args) -> None:
     panel.get_by_role("button", name="🔁 Back to pictures", exact=True).click()
     panel.get_by_role("button", name="Thumbnail 1 of 4").wait_for()
     shoot(page, panel, args.out / "round_trip_image.png")
+
+    # edit with words: the red apple made blue, its leaf and stem kept
+    panel = tab(page, "Edit", "Edit")
+    apple = str(ROOT / "assets" / "examples" / "twemoji_red_apple.png")
+    panel.locator('input[type="file"][accept*="image"]').first.set_input_files(apple)
+    panel.locator('img[src*="twemoji_red_apple.png"]').first.wait_for()
+    panel.get_by_label("Words", exact=True).fill("blue")
+    panel.get_by_text("Will draw:").wait_for()
+    panel.get_by_role("button", name="Edit", exact=True).click()
+    panel.get_by_text("drawn as").wait_for()
+    shoot(page, panel, args.out / "edit.png")
 
 
 if __name__ == "__main__":

@@ -193,3 +193,19 @@ def test_edit_preview_shows_the_caption_before_drawing(app_module):
     assert app_module.edit_preview("red apple", "blue") == "Will draw: **blue apple** (a new colour, the rest kept)"
     assert "thumbs up dark skin tone" in app_module.edit_preview("thumbs up", "dark")
     assert app_module.edit_preview("", "blue") == app_module.edit_preview("dog", " ") == ""
+
+
+def test_download_folder_survives_an_entry_removed_under_it(app_module, tmp_path, monkeypatch):
+    """Concurrent requests clean old download folders: one may vanish between listing and its stat (a broken link
+    stands in for it here); the request still gets its own fresh folder and old ones go."""
+    import os
+    import time
+
+    monkeypatch.setattr(app_module, "DOWNLOAD_DIR", tmp_path / "downloads")
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "gone").symlink_to(tmp_path / "nowhere")
+    old = tmp_path / "downloads" / "old"
+    old.mkdir()
+    os.utime(old, (time.time() - 2 * app_module.DOWNLOAD_KEEP_S,) * 2)
+    folder = app_module.download_folder()
+    assert folder.is_dir() and folder.parent == tmp_path / "downloads" and not old.exists()

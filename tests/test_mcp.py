@@ -78,11 +78,17 @@ def test_schema_lists_the_tools_with_their_descriptions(server):
 def test_tools_draw_and_caption_over_streamable_http(server):
     dog = "data:image/png;base64," + base64.b64encode((EXAMPLES / "twemoji_dog.png").read_bytes()).decode()
     apple = "data:image/png;base64," + base64.b64encode((EXAMPLES / "twemoji_red_apple.png").read_bytes()).decode()
-    names, (drawn, caption, refused, edited) = call_tools(server.url, [
+    import skimage.data
+
+    buf = io.BytesIO()
+    Image.fromarray(skimage.data.chelsea()).save(buf, format="PNG")
+    photo = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    names, (drawn, caption, refused, edited, not_emoji) = call_tools(server.url, [
         ("text_to_image", {"prompt": "red apple", "n": 2, "seed": 7}),
         ("image_to_text", {"image": dog, "beam": 3}),
         ("text_to_image", {"prompt": "   "}),
         ("edit_emoji", {"image": apple, "words": "blue"}),
+        ("edit_emoji", {"image": photo, "words": "blue"}),
     ])
     assert set(names) == set(TOOLS)
 
@@ -105,4 +111,5 @@ def test_tools_draw_and_caption_over_streamable_http(server):
 
     assert refused.isError and "prompt" in text_of(refused).lower(), text_of(refused)  # the app's own message
     assert not edited.isError and "drawn as **blue apple**" in text_of(edited), text_of(edited)
+    assert not_emoji.isError and "doesn't look like an emoji" in text_of(not_emoji), text_of(not_emoji)
     assert server.alive(), server.log()[-3000:]
