@@ -171,9 +171,10 @@ def transparent_pngs(images: list[Image.Image], stem: str) -> list[str]:
     folder, stem = download_folder(), re.sub(r"[^\w.-]", "", stem)
     paths = []
     for i, im in enumerate(images, 1):
+        rgba = crossgen.transparent(im)  # the matte once, then each size
         for size in crossgen.matte.SIZES:
             path = folder / f"{stem}-{i}-{size}px.png"
-            crossgen.transparent(im, size).save(path)
+            crossgen.matte.scaled(rgba, size).save(path)
             paths.append(str(path))
     return paths
 

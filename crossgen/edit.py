@@ -78,6 +78,6 @@ def retone(image: torch.Tensor, reader: SkinTone, tone: int, main_colour: bool =
     return (p / 255).clamp(0, 1).reshape(image.shape[1], image.shape[2], 3).permute(2, 0, 1)
 
 
-def paint(image: torch.Tensor, drawn: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """The decoded drawing (3, H, W) where mask (H, W) is set, the image elsewhere; the drawing itself without one."""
-    return drawn if mask is None else torch.where(mask[None], drawn, image)
+def paint(image: torch.Tensor, drawn: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The decoded drawing (3, H, W) where mask (H, W) is set, the image (3, H, W) elsewhere."""
+    return torch.where(mask[None], drawn, image)

@@ -40,7 +40,7 @@ from .matte import iou as matte_iou
 from .matte import matte, transparent
 from .object_reader import load_object_reader
 from .pipeline import Pipeline, Reading, default_checkpoints
-from .preprocess import load_image, normalize_text
+from .preprocess import load_image, normalize_text, to_tensor
 from .skin_tone import load_skin_tone
 from .confidence import named_by
 from .data.ood import TARGET_KINDS, build_ood, load_ood
@@ -465,13 +465,13 @@ def transparency(test: Split, grid: dict[str, torch.Tensor], originals: Path | N
         path = next((originals / f"{r['id']}{s}.png" for s in ("", "-fe0f") if (originals / f"{r['id']}{s}.png").is_file()), None)
         if path is not None:
             rgba = Image.open(path).convert("RGBA")
-            x = torch.from_numpy(np.array(load_image(rgba))).permute(2, 0, 1).float() / 255  # (3, H, W) on white
+            x = to_tensor(np.array(load_image(rgba)))[0]  # (3, H, W) on white
             ious.append(matte_iou(matte(x).numpy(), np.asarray(rgba)[..., 3] / 255))
-    drawn = [Image.fromarray(im.permute(1, 2, 0).numpy()) for images in grid.values() for im in images]
-    alphas = [np.asarray(transparent(im))[..., 3] for im in drawn]  # (64, 64) each
+    cleared = [transparent(Image.fromarray(im.permute(1, 2, 0).numpy())) for images in grid.values() for im in images]
+    alphas = [np.asarray(im)[..., 3] for im in cleared]  # (64, 64) each
     corners = [bool((a[[0, 0, -1, -1], [0, -1, 0, -1]] == 0).all()) for a in alphas]
     objects = [bool(a[16:48, 16:48].mean() > 127) for a in alphas]
-    if sheet and drawn:
+    if sheet and cleared:
         board = Image.new("RGBA", (64, 64), "white")
         for i in range(0, 64, 8):
             for j in range(0, 64, 8):
@@ -479,8 +479,8 @@ def transparency(test: Split, grid: dict[str, torch.Tensor], originals: Path | N
                     board.paste((204, 204, 204, 255), (i, j, i + 8, j + 8))
         n = max(len(v) for v in grid.values())
         out = Image.new("RGBA", (n * 66, len(grid) * 66), "white")
-        for k, im in enumerate(drawn):
-            out.paste(Image.alpha_composite(board, transparent(im)), ((k % n) * 66, (k // n) * 66))
+        for k, im in enumerate(cleared):
+            out.paste(Image.alpha_composite(board, im), ((k % n) * 66, (k // n) * 66))
         out.save(sheet)
     return {"twemoji_images": len(ious), "iou_mean": float(np.mean(ious)) if ious else None,
             "iou_median": float(np.median(ious)) if ious else None,

@@ -16,6 +16,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .colour import foreground
+from .preprocess import to_tensor
 
 SIZES = (64, 256)  # the sides of the transparent downloads
 
@@ -45,18 +46,22 @@ def unblend(image: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 
 
 def transparent(image: Image.Image, size: int | None = None) -> Image.Image:
-    """A drawing on white (PIL RGB) -> RGBA with its background transparent, resized to size x size (Lanczos on
-    the colours and the alpha) when size is given."""
-    x = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255  # (3, H, W)
+    """A drawing on white (PIL RGB) -> RGBA with its background transparent, resized to size x size (`scaled`)
+    when size is given."""
+    x = to_tensor(np.array(image.convert("RGB")))[0]  # (3, H, W)
     alpha = matte(x)
     rgb = unblend(x, alpha)
     rgba = torch.cat([rgb, alpha[None]]).permute(1, 2, 0).mul(255).round().byte().numpy()  # (H, W, 4)
     out = Image.fromarray(rgba, "RGBA")
-    if size is not None and out.size != (size, size):
-        # premultiplied resize, so that the transparent white does not bleed into the edges
-        premultiplied = out.convert("RGBa").resize((size, size), Image.Resampling.LANCZOS)
-        out = premultiplied.convert("RGBA")
-    return out
+    return out if size is None else scaled(out, size)
+
+
+def scaled(rgba: Image.Image, size: int) -> Image.Image:
+    """An RGBA image at size x size, Lanczos on the colours and the alpha, premultiplied so that the transparent
+    white does not bleed into the edges."""
+    if rgba.size == (size, size):
+        return rgba
+    return rgba.convert("RGBa").resize((size, size), Image.Resampling.LANCZOS).convert("RGBA")
 
 
 def iou(alpha: np.ndarray, truth: np.ndarray) -> float:

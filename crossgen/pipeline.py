@@ -219,6 +219,7 @@ class Pipeline:
         if not words or not str(words).strip():
             raise InvalidPromptError("Type what to change: a colour (\"blue\"), a skin tone (\"dark skin tone\") or a "
                                      "new caption (\"green heart\").")
+        image = load_image(image)  # decoded once: read and drawn from the same pixels
         reading = self.read(image, beam=3, n_best=1)
         if not reading.in_domain:
             raise NotAnEmojiError("This doesn't look like an emoji: crossgen only edits emoji drawings (the same check "
@@ -230,7 +231,7 @@ class Pipeline:
         old, new = (torch.from_numpy(self.text_input(self.encode_prompt(t)))[None].to(self.device) for t in (name, caption))
         if artist:
             return self.redraw_as(artist, name, caption, kind, new)
-        x = to_tensor(resize(load_image(image), self.vae.config.image_size)).to(self.device)  # (1, 3, S, S)
+        x = to_tensor(resize(image, self.vae.config.image_size)).to(self.device)  # (1, 3, S, S)
         if kind == "tone" and self.skin_tone is not None:
             # the skin moved to the tone's palette colour, shading kept: 95.9 % of validation tone edits right and the
             # person kept, where the decoder's paint in the skin gets 44.8 % (docs/experiments.md)

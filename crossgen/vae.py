@@ -206,9 +206,7 @@ class CVAE(nn.Module):
         among those m, wrapping within the first max(m, n): n different drawings, the next nearest names' when m < n.
         Past the best name, a drawing whose artist already drew an earlier one of the same object (its other skin
         tones and colours: the decoder paints them alike) goes after every drawing that is new."""
-        words = text_vec.float().view(len(text_vec), self.config.max_words, self.config.text_dim)  # (B, T, D)
-        score = name_scores(name_keys(words, self.attribute_words), (self.name_object, self.name_full))  # (B, U)
-        order = score[:, self.exemplar_name].sort(dim=1, descending=True, stable=True).indices  # (B, N)
+        order = self.exemplar_scores(text_vec).sort(dim=1, descending=True, stable=True).indices  # (B, N)
         width = min(64, order.shape[1])
         order = order[:, :width]
         order = order.gather(1, self.repeats_last(order))
@@ -218,6 +216,12 @@ class CVAE(nn.Module):
         offset = (u * m).long().clamp(max=m - 1)  # (B,)
         place = (offset + j) % torch.maximum(m, n).clamp(max=width)  # (B,)
         return order.gather(1, place[:, None])[:, 0]
+
+    def exemplar_scores(self, text_vec: torch.Tensor) -> torch.Tensor:
+        """Word vectors (B, T * D) -> (B, N): each exemplar's `name_scores` against the text (higher = nearer)."""
+        words = text_vec.float().view(len(text_vec), self.config.max_words, self.config.text_dim)  # (B, T, D)
+        score = name_scores(name_keys(words, self.attribute_words), (self.name_object, self.name_full))  # (B, U)
+        return score[:, self.exemplar_name]
 
     def repeats_last(self, order: torch.Tensor) -> torch.Tensor:
         """(B, W) ranked exemplars -> (B, W) the permutation that moves each one whose artist drew an earlier one
@@ -296,9 +300,7 @@ class CVAE(nn.Module):
     def nearest_of_artist(self, text_vec: torch.Tensor, artist: int) -> int:
         """The exemplar row nearest a text input (text_in,) by `name_scores` among one artist's drawings (-1 when
         the artist has none)."""
-        words = text_vec.float().view(1, self.config.max_words, self.config.text_dim)  # (1, T, D)
-        score = name_scores(name_keys(words, self.attribute_words), (self.name_object, self.name_full))[0]  # (U,)
-        score = score[self.exemplar_name].masked_fill(self.exemplar_artist != artist, -torch.inf)  # (N,)
+        score = self.exemplar_scores(text_vec[None])[0].masked_fill(self.exemplar_artist != artist, -torch.inf)  # (N,)
         return int(score.argmax()) if torch.isfinite(score.max()) else -1
 
     @torch.inference_mode()

@@ -24,6 +24,7 @@ from ..checkpoint import load_model, save_model
 from ..data import load_records
 from ..data.ood import build_ood, load_ood
 from ..image_features import FeatureConfig, FeatureOutput, ImageFeatures, load_imagenet_state
+from .confidence import auroc
 from .dataset import Split, concept_index, load_split, word_index, word_targets
 from .distributed import Dist, Precision, all_sum, wrap
 from .loop import run_epochs, seed_everything
@@ -181,8 +182,7 @@ class EmojiFeatureData:
         row = {"val_loss": v["loss"], "val_top1": v["top1"], "val_top5": v["top5"]}
         if self.ood_val is not None:
             inside, outside = (max_probability(model, images, self.device) for images in (self.val.images, self.ood_val))
-            row["val_ood_auroc"] = float(((inside[:, None] > outside[None]).float().mean()
-                                          + 0.5 * (inside[:, None] == outside[None]).float().mean()))
+            row["val_ood_auroc"] = auroc(inside.numpy(), outside.numpy())
         if self.test is not None:
             t = evaluate(model, self.test, self.device)
             row.update(test_top1=t["top1"], test_top5=t["top5"])
