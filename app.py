@@ -167,14 +167,14 @@ def download_folder() -> Path:
 
 def transparent_pngs(images: list[Image.Image], stem: str) -> list[str]:
     """Each 64 px drawing as RGBA PNGs with its white background made transparent (`crossgen.transparent`), at
-    every size of crossgen.matte.SIZES: <stem>-<i>-<size>px.png."""
+    every size of crossgen.imaging.matte.SIZES: <stem>-<i>-<size>px.png."""
     folder, stem = download_folder(), re.sub(r"[^\w.-]", "", stem)
     paths = []
     for i, im in enumerate(images, 1):
         rgba = crossgen.transparent(im)  # the matte once, then each size
-        for size in crossgen.matte.SIZES:
+        for size in crossgen.imaging.matte.SIZES:
             path = folder / f"{stem}-{i}-{size}px.png"
-            crossgen.matte.scaled(rgba, size).save(path)
+            crossgen.imaging.matte.scaled(rgba, size).save(path)
             paths.append(str(path))
     return paths
 

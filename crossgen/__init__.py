@@ -1,18 +1,18 @@
 """crossgen: text -> image (Word2Vec + conditional VAE) and image -> text (ResNet18 + LSTM)."""
-from .captioner import Captioner, CaptionerConfig, Hypothesis, Vocab
 from .checkpoint import load_model, save_model, verify_manifest, write_manifest
 from .device import get_device
-from .edit import edited_caption
 from .errors import (CheckpointError, CrossgenError, ImageTooLargeError, InvalidImageError, InvalidPromptError,
                      InvalidRequestError, NotAnEmojiError, UnknownWordsError)
-from .image_features import FeatureConfig, ImageFeatures
-from .interpolation import Interpolation, slerp, write_gif
-from .matte import transparent
-from .pipeline import Credit, Edited, Generation, Pipeline, Reading, checkpoint_info, default_checkpoints, load
+from .imaging.matte import transparent
+from .models.captioner import Captioner, CaptionerConfig, Hypothesis, Vocab
+from .models.image_features import FeatureConfig, ImageFeatures
+from .models.text_encoder import TextEncoder, Word2VecConfig
+from .models.vae import CVAE, CVAEConfig
 from .preprocess import load_image, normalize_text, tokenize
-from .prompt_hints import PromptWords, replace_word
-from .text_encoder import TextEncoder, Word2VecConfig
-from .vae import CVAE, CVAEConfig
+from .serving.edit import edited_caption
+from .serving.interpolation import Interpolation, slerp, write_gif
+from .serving.pipeline import Credit, Edited, Generation, Pipeline, Reading, checkpoint_info, default_checkpoints, load
+from .serving.prompt_hints import PromptWords, replace_word
 
 __all__ = [
     "load", "Pipeline", "Generation", "Credit", "Reading", "Edited", "edited_caption", "checkpoint_info", "default_checkpoints", "get_device",

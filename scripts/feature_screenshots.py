@@ -2,7 +2,7 @@
 
     python scripts/feature_screenshots.py --out /tmp/crossgen-shots [--checkpoints checkpoints]
 
-Starts `app.py` on a free port (`crossgen.app_process.AppServer`, through tests/browser.py), drives Debian's Chromium and writes
+Starts `app.py` on a free port (`crossgen.serving.app_process.AppServer`, through tests/browser.py), drives Debian's Chromium and writes
 hints.png, round_trip_text.png, interpolation.png, round_trip_image.png, edit.png under --out. Take the README's
 pictures from the trained checkpoints only, never from the tests' tiny random models.
 """

@@ -1,6 +1,6 @@
 """Driving the app as a user would, shared by the tests and `scripts/screenshots.py`:
 
-- `AppServer` (from `crossgen.app_process`, shared with the benchmark): `python app.py` in a subprocess on
+- `AppServer` (from `crossgen.serving.app_process`, shared with the benchmark): `python app.py` in a subprocess on
   127.0.0.1 (its own process, so its memory can be read and a crash cannot take the test runner with it);
 - `chromium_page`: Debian's Chromium driven by Playwright's Python package (never `playwright install`);
 - `draw` / `caption`: the two user journeys in the page.
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from crossgen.app_process import ROOT, AppServer  # noqa: F401  (re-exported for the tests and scripts)
+from crossgen.serving.app_process import ROOT, AppServer  # noqa: F401  (re-exported for the tests and scripts)
 
 CHROMIUM = Path(os.environ.get("CROSSGEN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

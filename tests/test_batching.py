@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 import crossgen
-import crossgen.batching
-from crossgen.batching import BatchedModels, MicroBatcher
+import crossgen.serving.batching
+from crossgen.serving.batching import BatchedModels, MicroBatcher
 
 
 def run_concurrently(fn, args_list):
@@ -100,7 +100,7 @@ def test_no_fx_tracing_while_serving(tiny_checkpoints, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("traced while serving")
 
-    monkeypatch.setattr(crossgen.batching, "fused_backbone", refuse)
+    monkeypatch.setattr(crossgen.serving.batching, "fused_backbone", refuse)
     monkeypatch.setattr(torch.fx.Tracer, "trace", refuse)
     assert p.image_to_text(Image.new("RGB", (40, 40), "red"), beam=2)
     assert len(p.text_to_image("red apple", n=2, seed=0)) == 2

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from crossgen import bench
+from crossgen.evaluation import bench
 
 LATENCY_KEYS = {"floor", "text_to_image_n1", "text_to_image_n4", "text_to_image_n16", "image_to_text_beam1",
                 "image_to_text_beam3", "image_to_text_beam5", "naive_text_to_image_n4", "naive_image_to_text_beam3",
@@ -49,7 +49,7 @@ def test_naive_path_matches_the_pipeline(tiny_pipeline, tiny_checkpoints):
 
 
 def test_interleaved_rows_take_turns():
-    from crossgen.bench import measure_interleaved
+    from crossgen.evaluation.bench import measure_interleaved
 
     calls = []
     rows = measure_interleaved({"a": (lambda: calls.append("a"), 1), "b": (lambda: calls.append("b"), 4)},

@@ -174,7 +174,7 @@ def test_edit_an_emoji_with_words_and_download_it_transparent(shipped_server, tm
     import torch
     from PIL import Image
 
-    from crossgen.colour import read_colour
+    from crossgen.imaging.colour import read_colour
 
     with chromium_page(tmp_path / "profile") as page:
         page.goto(shipped_server.url)

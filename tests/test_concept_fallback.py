@@ -5,9 +5,9 @@ import math
 
 import torch
 
-from crossgen.concept_fallback import THRESHOLDS, ConceptFallback, choose_threshold, load_fallback
-from crossgen.image_features import FeatureConfig, ImageFeatures
-from crossgen.pipeline import Pipeline
+from crossgen.postprocess.concept_fallback import THRESHOLDS, ConceptFallback, choose_threshold, load_fallback
+from crossgen.models.image_features import FeatureConfig, ImageFeatures
+from crossgen.serving.pipeline import Pipeline
 
 NAMES = ["red apple", "dog", "cat face"]
 
@@ -41,7 +41,7 @@ def test_threshold_is_chosen_by_validation_accuracy():
 def test_threshold_is_chosen_on_captions_with_their_tones_read():
     """With a skin-tone reader the threshold is chosen on the captions as the Pipeline gives them: a caption
     whose only error is its tone is right once the reader has read the tone, so it need not be replaced."""
-    from crossgen.skin_tone import SkinTone
+    from crossgen.postprocess.skin_tone import SkinTone
     names = ["thumbs up light skin tone", "thumbs up dark skin tone", "dog"]
     reader = SkinTone([[250.0, 220.0, 190.0], [110.0, 80.0, 70.0]], [0, 4], radius=16.0)
     image = torch.ones(3, 8, 8)

@@ -1,4 +1,4 @@
-"""The out-of-domain probe and the calibration (`crossgen.confidence`): metrics, fitting, loading, and the
+"""The out-of-domain probe and the calibration (`crossgen.postprocess.confidence`): metrics, fitting, loading, and the
 shipped maps on real images (the fixture's emoji are accepted; photos, text and noise are flagged)."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import crossgen
 from crossgen.checkpoint import write_manifest
-from crossgen.confidence import FILE, Calibration, Confidence, DomainCheck, load_confidence, model_probabilities
+from crossgen.postprocess.confidence import FILE, Calibration, Confidence, DomainCheck, load_confidence, model_probabilities
 from crossgen.data.ood import KINDS, build_ood, load_ood
 from crossgen.errors import CheckpointError
 from crossgen.train.confidence import (answer_index, auroc, expected_calibration_error, fit_nbest, fit_probe,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from crossgen.checkpoint import load_model
-from crossgen.image_features import FeatureConfig, ImageFeatures
-from crossgen.pipeline import Pipeline
+from crossgen.models.image_features import FeatureConfig, ImageFeatures
+from crossgen.serving.pipeline import Pipeline
 from external_sets import make_folder_csv
 
 pytestmark = pytest.mark.slow  # torchrun, two ranks, every stage

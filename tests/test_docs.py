@@ -119,7 +119,7 @@ REPO_PATH = re.compile(r"^(?:(?:crossgen|tests|assets|checkpoints|docs|scripts)/
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_repo_paths_named_in_the_docs_exist(page):
-    """A repository path in `code` in a page's prose (`crossgen/pipeline.py`, `assets/examples/`) exists."""
+    """A repository path in `code` in a page's prose (`crossgen/serving/pipeline.py`, `assets/examples/`) exists."""
     named = {span.strip("`") for _, line in prose_lines(page) for span in INLINE_CODE.findall(line)}
     missing = sorted(p for p in named if REPO_PATH.match(p) and not (ROOT / p).exists())
     assert not missing, f"{page.name} names paths that do not exist: {missing}"

@@ -1,4 +1,4 @@
-"""Editing an emoji with words (`crossgen.edit`, `Pipeline.edit`): the caption the words make, the pixels they may
+"""Editing an emoji with words (`crossgen.serving.edit`, `Pipeline.edit`): the caption the words make, the pixels they may
 change, and edits of real Twemoji drawings (an artist never trained on) with the shipped models."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 import crossgen
-from crossgen.colour import read_colour
-from crossgen.edit import colour_mask, edited_caption, paint
+from crossgen.imaging.colour import read_colour
+from crossgen.serving.edit import colour_mask, edited_caption, paint
 from crossgen.preprocess import load_image
 
 from helpers import ROOT
@@ -66,7 +66,7 @@ def test_shipped_tone_edit_paints_the_skin(shipped):
     reader = shipped.skin_tone
     e = shipped.edit(EXAMPLES / "twemoji_person_raising_hand_medium_skin_tone.png", "dark skin tone")
     assert e.caption.endswith("dark skin tone") and e.kind == "tone"
-    assert crossgen.skin_tone.TONES[reader.predict(tensor(e.image))] == "dark"
+    assert crossgen.postprocess.skin_tone.TONES[reader.predict(tensor(e.image))] == "dark"
 
 
 def test_shipped_edit_refuses_what_is_not_an_emoji_and_empty_words(shipped):
@@ -83,7 +83,7 @@ def test_shipped_edit_refuses_what_is_not_an_emoji_and_empty_words(shipped):
 
 def test_shipped_generator_paints_the_asked_skin_tone(shipped):
     """Text -> image moves the skin of a prompt's images to the one tone it names (`Pipeline.paint_tone`)."""
-    from crossgen.skin_tone import TONES
+    from crossgen.postprocess.skin_tone import TONES
 
     for tone in ("light", "medium dark"):
         images = shipped.text_to_image(f"thumbs up {tone} skin tone", n=4, seed=3)
@@ -94,7 +94,7 @@ def test_shipped_generator_paints_the_asked_skin_tone(shipped):
 
 
 def test_shipped_edit_draws_anew_in_an_artists_style(shipped):
-    from crossgen.colour import read_colour as colour_of
+    from crossgen.imaging.colour import read_colour as colour_of
 
     e = shipped.edit(EXAMPLES / "twemoji_red_apple.png", "blue", artist="OpenMoji")
     assert e.caption == "blue apple" and e.credit.artwork == "OpenMoji" and "apple" in e.credit.name

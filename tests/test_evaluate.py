@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from crossgen.evaluate import (caption_metrics, caption_scores, derangement, fid, intra_fid, main, nearest_names,
+from crossgen.evaluation.evaluate import (caption_metrics, caption_scores, derangement, fid, intra_fid, main, nearest_names,
                                references)
 from crossgen.errors import CheckpointError
-from crossgen.evaluator import topk_accuracy
+from crossgen.models.evaluator import topk_accuracy
 
 from helpers import FIXTURE, ROOT, make_tiny_checkpoints
 

@@ -99,7 +99,7 @@ def test_local_imagenet_weights_seed_the_backbone(tmp_path: Path):
     from torchvision.models import resnet18
 
     from crossgen.train.features import pretrained_features
-    from crossgen.image_features import FeatureConfig
+    from crossgen.models.image_features import FeatureConfig
 
     torch.manual_seed(1)
     path = tmp_path / "resnet18-imagenet.pth"

@@ -8,7 +8,7 @@ from PIL import Image
 
 from crossgen import (InvalidPromptError, InvalidRequestError, UnknownWordsError, replace_word, slerp,
                       write_gif)
-from crossgen.prompt_hints import split_compound
+from crossgen.serving.prompt_hints import split_compound
 
 from helpers import ROOT
 
@@ -188,5 +188,5 @@ def test_example_prompts_use_known_words():
 
     encoder = TextEncoder.load(vectors)
     for prompt in app.EXAMPLE_PROMPTS:
-        words = app.crossgen.prompt_hints.analyse(encoder, prompt)
+        words = app.crossgen.serving.prompt_hints.analyse(encoder, prompt)
         assert not words.unknown, f"{prompt!r}: unknown {words.unknown}"

@@ -118,7 +118,7 @@ def test_load_and_ids(committed):
 
 
 def test_tones_match_the_skin_tone_module():
-    from crossgen import skin_tone
+    from crossgen.postprocess import skin_tone
 
     assert TONES == skin_tone.TONES
 

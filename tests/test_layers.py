@@ -11,20 +11,21 @@ from pathlib import Path
 
 from helpers import ROOT
 
-# Top-level modules of crossgen/ by layer (crossgen.data.* and crossgen.train.* go by their package).
-BASE = {"errors", "device", "preprocess", "checkpoint", "seeds", "augment", "colour", "matte", "cli"}
-MODELS = {"text_encoder", "image_features", "name_keys", "vae", "captioner", "interpolation", "prompt_hints", "concept_fallback", "edit",
-          "skin_tone", "confidence", "evaluator", "object_reader"}
-EVALUATE = {"evaluate", "composition"}  # the evaluation: may import every layer
-SERVING = {"", "pipeline", "batching", "bench", "bench_server", "app_process", "app"}  # "": the package itself (its public API)
+# The layer of each folder of crossgen/. A module directly under crossgen/ is a base helper, but for the package
+# itself (its public API, served) and the two command entry points of the evaluation.
+FOLDERS = {"imaging": "base", "models": "models", "postprocess": "postprocess", "data": "data", "serving": "serving",
+           "train": "train", "evaluation": "evaluation"}
+TOP = {"": "serving", "evaluate": "evaluation", "bench": "evaluation", "app": "serving"}  # "app": app.py
+MAX_TOP_FILES = 8  # Python files directly under crossgen/, __init__.py included
 # What each layer may import. Serving may read the record format (data.records) but no data builder.
 ALLOWED = {
     "base": {"base"},
     "models": {"base", "models"},
+    "postprocess": {"base", "models", "postprocess"},
     "data": {"base", "data", "data.records"},
-    "serving": {"base", "models", "serving", "data.records"},
-    "train": {"base", "models", "data", "data.records", "train"},
-    "evaluate": {"base", "models", "serving", "data", "data.records", "train", "evaluate"},
+    "serving": {"base", "models", "postprocess", "serving", "data.records"},
+    "train": {"base", "models", "postprocess", "data", "data.records", "train"},
+    "evaluation": {"base", "models", "postprocess", "serving", "data", "data.records", "train", "evaluation"},
 }
 
 
@@ -62,19 +63,14 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
 
 
 def layer(name: str) -> str | None:
-    """The layer of a module: base, models, data (data.records apart), serving, train or evaluate."""
+    """The layer of a module, read from its folder: base, models, postprocess, data (data.records apart), serving,
+    train or evaluation; None for a folder that is not a layer."""
     short = name.removeprefix("crossgen").lstrip(".")
-    top = short.split(".")[0]
-    if top == "data":
-        return "data.records" if short == "data.records" else "data"
-    if top == "train":
-        return "train"
-    if short in EVALUATE:
-        return "evaluate"
-    for label, names in (("base", BASE), ("models", MODELS), ("serving", SERVING)):
-        if short in names:
-            return label
-    return None
+    if short == "data.records":
+        return "data.records"
+    if "." in short:
+        return FOLDERS.get(short.split(".")[0])
+    return TOP.get(short, "base") if short not in FOLDERS else FOLDERS[short]
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -84,7 +80,19 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_every_module_has_a_layer():
     missing = sorted(name for name in modules() if layer(name) is None)
-    assert not missing, f"give these modules a layer in tests/test_layers.py and docs/architecture.md: {missing}"
+    assert not missing, f"give these modules' folder a layer in tests/test_layers.py and docs/architecture.md: {missing}"
+
+
+def test_the_tree_shows_the_layers():
+    """Few modules directly under crossgen/; every folder is a layer whose __init__.py says what it holds and what
+    it may import."""
+    top = sorted(p.name for p in (ROOT / "crossgen").glob("*.py"))
+    assert len(top) <= MAX_TOP_FILES, f"{len(top)} modules directly under crossgen/: {top}"
+    folders = {p.name for p in (ROOT / "crossgen").iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    assert folders == set(FOLDERS), f"folders without a layer, or layers without a folder: {folders ^ set(FOLDERS)}"
+    for folder in sorted(folders):
+        doc = ast.get_docstring(ast.parse((ROOT / "crossgen" / folder / "__init__.py").read_text(encoding="utf-8")))
+        assert doc and "import" in doc, f"crossgen/{folder}/__init__.py: say what the folder holds and may import"
 
 
 def test_imports_run_down_the_layers():
@@ -122,7 +130,7 @@ def test_the_checker_sees_function_local_imports(tmp_path: Path):
     """The check is only as good as its reading: an import inside a function counts."""
     src = tmp_path / "crossgen" / "m.py"
     src.parent.mkdir()
-    src.write_text("def f():\n    from .train.features import train_features\n    import crossgen.pipeline\n")
-    assert imports("crossgen.m", src, {"crossgen.train.features"}) == {"crossgen.train.features", "crossgen.pipeline"}
-    assert layer("crossgen.pipeline") == "serving" and layer("crossgen.train.loop") == "train"
+    src.write_text("def f():\n    from .train.features import train_features\n    import crossgen.serving.pipeline\n")
+    assert imports("crossgen.m", src, {"crossgen.train.features"}) == {"crossgen.train.features", "crossgen.serving.pipeline"}
+    assert layer("crossgen.serving.pipeline") == "serving" and layer("crossgen.train.loop") == "train"
     assert "train" not in ALLOWED["serving"] and "serving" not in ALLOWED["models"] and "serving" not in ALLOWED["train"]

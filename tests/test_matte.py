@@ -1,4 +1,4 @@
-"""Transparent backgrounds (`crossgen.matte`): the matte against real Twemoji alpha, and the RGBA PNGs made with it."""
+"""Transparent backgrounds (`crossgen.imaging.matte`): the matte against real Twemoji alpha, and the RGBA PNGs made with it."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from crossgen.colour import foreground
-from crossgen.matte import iou, matte, transparent
+from crossgen.imaging.colour import foreground
+from crossgen.imaging.matte import iou, matte, transparent
 from crossgen.preprocess import load_image
 
 from helpers import ROOT

@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from crossgen.app_process import ROOT, AppServer
+from crossgen.serving.app_process import ROOT, AppServer
 
 pytestmark = pytest.mark.slow  # the app in a subprocess with the shipped models
 

@@ -5,7 +5,7 @@ import torch
 
 from crossgen import (CVAE, Captioner, CaptionerConfig, CVAEConfig, FeatureConfig, ImageFeatures, Vocab, load_model,
                       save_model)
-from crossgen.augment import augment
+from crossgen.imaging.augment import augment
 from crossgen.errors import CheckpointError
 from crossgen.train.vae import refine_latents
 

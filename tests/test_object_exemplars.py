@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from crossgen import CVAE, CVAEConfig, load_model, save_model
-from crossgen.name_keys import name_keys, name_scores
+from crossgen.models.name_keys import name_keys, name_scores
 
 
 def unit(i: int, d: int = 16) -> torch.Tensor:
@@ -129,8 +129,8 @@ def test_the_same_seeds_give_the_same_images_alone_batched_and_as_before():
     """Every path draws through CVAE.sample_requests: a request alone (CVAE.sample), batched with others (the
     micro-batcher's run) and the interpolation's first frame give the same images, and the images the code before
     it gave for the same seeds."""
-    from crossgen.batching import BatchedModels, SampleRequest
-    from crossgen.interpolation import decode_path
+    from crossgen.serving.batching import BatchedModels, SampleRequest
+    from crossgen.serving.interpolation import decode_path
 
     vae = composing_vae()
     g = lambda s: torch.Generator().manual_seed(s)  # noqa: E731

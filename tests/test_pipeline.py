@@ -105,8 +105,8 @@ def test_the_composing_vae_serves_every_call(tiny_pipeline):
     """The Pipeline with the composing VAE: the word vectors reach it, one request's images take different exemplars
     of the prompt's object, the same seed gives the same images (batched or not), and an interpolation starts on
     the first image."""
-    from crossgen.batching import BatchedModels
-    from crossgen.pipeline import Pipeline
+    from crossgen.serving.batching import BatchedModels
+    from crossgen.serving.pipeline import Pipeline
 
     p = tiny_pipeline
     vae = p.vae

@@ -5,10 +5,10 @@ import math
 
 import torch
 
-from crossgen.concept_fallback import ConceptFallback
-from crossgen.image_features import FeatureConfig, ImageFeatures
-from crossgen.pipeline import Pipeline
-from crossgen.skin_tone import (RADII, TONES, SkinTone, fit_skin_tone, load_skin_tone, tone_regions, two_tone_concepts,
+from crossgen.postprocess.concept_fallback import ConceptFallback
+from crossgen.models.image_features import FeatureConfig, ImageFeatures
+from crossgen.serving.pipeline import Pipeline
+from crossgen.postprocess.skin_tone import (RADII, TONES, SkinTone, fit_skin_tone, load_skin_tone, tone_regions, two_tone_concepts,
                                 without_tones)
 
 # one artist's five skin colours, light to dark (0-255 RGB), and a second artist's a little off them

@@ -2,6 +2,9 @@
 
 Each stage has one training function for every data source; a reader passed to it decides what is read
 (`Emoji*Data`: the built emoji set in memory; `Streamed*Data`: COCO/Flickr/a folder decoded on the fly).
+
+May import: the base modules, `crossgen/models/`, `crossgen/postprocess/` (what it fits) and `crossgen/data/`;
+never the serving path or the evaluation.
 """
 from .captioner import CaptionerTrainConfig, EmojiCaptionerData, StreamedCaptionerData, train_captioner
 from .features import EmojiFeatureData, FeatureTrainConfig, StreamedFeatureData, train_features

@@ -21,7 +21,7 @@ from ..data.holdout import held_out_ids
 from ..data.sources import SOURCES
 from ..device import get_device
 from ..errors import UsageError
-from ..text_encoder import Word2VecConfig
+from ..models.text_encoder import Word2VecConfig
 from .captioner import CaptionerTrainConfig, EmojiCaptionerData, train_captioner
 from .confidence import fit_confidence
 from .distributed import Dist

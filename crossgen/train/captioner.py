@@ -14,14 +14,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..augment import augment
-from ..captioner import Captioner, CaptionerConfig, Vocab
 from ..checkpoint import load_model, save_model
-from ..concept_fallback import ConceptFallback, choose_threshold
 from ..data import load_records
-from ..image_features import FeatureConfig, ImageFeatures
+from ..imaging.augment import augment
+from ..models.captioner import Captioner, CaptionerConfig, Vocab
+from ..models.image_features import FeatureConfig, ImageFeatures
+from ..postprocess.concept_fallback import ConceptFallback, choose_threshold
+from ..postprocess.skin_tone import fit_skin_tone, load_skin_tone, tone_regions, two_tone_concepts
 from ..preprocess import normalize_text
-from ..skin_tone import fit_skin_tone, load_skin_tone, tone_regions, two_tone_concepts
 from .dataset import Split, load_split
 from .distributed import Dist, Precision, all_min, all_sum, wrap
 from .loop import run_epochs, seed_everything

@@ -8,15 +8,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..augment import augment
-from ..captioner import Captioner, CaptionerConfig, Vocab
 from ..checkpoint import MANIFEST, load_json, load_model
-from ..concept_fallback import load_fallback, rewrite
-from ..confidence import SOURCES, Calibration, Confidence, DomainCheck, named_by
 from ..data.ood import build_ood, load_ood
-from ..image_features import FeatureConfig, ImageFeatures
+from ..imaging.augment import augment
+from ..models.captioner import Captioner, CaptionerConfig, Vocab
+from ..models.image_features import FeatureConfig, ImageFeatures
+from ..postprocess.concept_fallback import load_fallback, rewrite
+from ..postprocess.confidence import SOURCES, Calibration, Confidence, DomainCheck, named_by
+from ..postprocess.skin_tone import load_skin_tone
 from ..preprocess import load_image, normalize_text, resize, to_tensor
-from ..skin_tone import load_skin_tone
 from .captioner import extract, nbest_and_concepts
 from .dataset import load_split
 

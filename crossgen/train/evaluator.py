@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import refresh_manifest
-from ..evaluator import NAME
+from ..models.evaluator import NAME
 from .distributed import Dist
 from .features import EmojiFeatureData, FeatureTrainConfig, train_features
 

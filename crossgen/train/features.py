@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..augment import augment
-from ..preprocess import load_image, resize
 from ..checkpoint import load_model, save_model
 from ..data import load_records
 from ..data.ood import build_ood, load_ood
-from ..image_features import FeatureConfig, FeatureOutput, ImageFeatures, load_imagenet_state
+from ..imaging.augment import augment
+from ..models.image_features import FeatureConfig, FeatureOutput, ImageFeatures, load_imagenet_state
+from ..preprocess import load_image, resize
 from .confidence import auroc
 from .dataset import Split, concept_index, load_split, word_index, word_targets
 from .distributed import Dist, Precision, all_sum, wrap

@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..augment import augment
 from ..checkpoint import refresh_manifest, save_model, sha256
 from ..cli import run
-from ..colour import COLOURS, hsv_to_rgb, recolour, rgb_to_hsv
 from ..data.holdout import object_of
-from ..evaluator import load_evaluator
-from ..object_reader import NAME, ObjectParts, ObjectReaderConfig, run_backbone
+from ..imaging.augment import augment
+from ..imaging.colour import COLOURS, hsv_to_rgb, recolour, rgb_to_hsv
+from ..models.evaluator import load_evaluator
+from ..models.object_reader import NAME, ObjectParts, ObjectReaderConfig, run_backbone
 from .dataset import load_split
 
 

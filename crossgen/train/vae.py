@@ -15,13 +15,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..checkpoint import WORD_VECTORS, load_model, save_model
-from ..colour import COLOURS, recolour
 from ..data.holdout import (TONE_PHRASE, UNDRAWN, VALIDATION_UNDRAWN, held_out_ids, load_holdout, object_of,
                              parse_colour)
-from ..name_keys import ATTRIBUTE_WORDS
+from ..imaging.colour import COLOURS, recolour
+from ..models.name_keys import ATTRIBUTE_WORDS
+from ..models.text_encoder import MAX_WORDS, TextEncoder
+from ..models.vae import CVAE, CVAEConfig
 from ..preprocess import to_pil
-from ..text_encoder import MAX_WORDS, TextEncoder
-from ..vae import CVAE, CVAEConfig
 from .dataset import load_split, without
 from .distributed import Dist, Precision, all_sum, wrap
 from .loop import run_epochs, seed_everything

@@ -11,8 +11,8 @@ from pathlib import Path
 from ..checkpoint import WORD_VECTORS, save_json
 from ..data import load_records
 from ..errors import DataNotFoundError
+from ..models.text_encoder import TextEncoder, Word2VecConfig
 from ..preprocess import tokenize
-from ..text_encoder import TextEncoder, Word2VecConfig
 
 WORDNET = Path("/usr/share/wordnet")  # Debian package wordnet-base
 CAPTION_REPEAT = 5  # the emoji captions are few: repeat them so they weigh against the glosses

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .colour import COLOURS
+from ..imaging.colour import COLOURS
 
 ATTRIBUTE_WORDS = (*COLOURS, "grey", "gray", "light", "medium", "dark", "skin", "tone")
 TIE_BREAK = 0.01  # weight of the whole-text cosine

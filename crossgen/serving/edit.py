@@ -17,9 +17,9 @@ import re
 import numpy as np
 import torch
 
-from .colour import COLOURS, foreground, pixel_names, rgb_to_hsv
-from .preprocess import normalize_text
-from .skin_tone import PHRASE, SkinTone
+from ..imaging.colour import COLOURS, foreground, pixel_names, rgb_to_hsv
+from ..postprocess.skin_tone import PHRASE, SkinTone
+from ..preprocess import normalize_text
 
 KINDS = ("colour", "tone", "caption")
 TONE_WORDS = re.compile(r"^(medium light|medium dark|light|medium|dark)( skin tone)?$")

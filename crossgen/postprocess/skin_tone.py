@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_json, save_json
+from ..checkpoint import load_json, save_json
 
 FILE = "skin_tone.json"
 TONES = ("light", "medium light", "medium", "medium dark", "dark")  # as normalised names spell them

@@ -10,24 +10,24 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..checkpoint import WORD_VECTORS, load_json, load_model, verify_manifest
+from ..data.records import split_config
+from ..device import get_device
+from ..errors import CheckpointError, InvalidPromptError, InvalidRequestError, NotAnEmojiError
+from ..imaging.colour import recolour
+from ..models.captioner import Captioner, CaptionerConfig, Vocab
+from ..models.image_features import FeatureConfig, ImageFeatures
+from ..models.text_encoder import Encoded, TextEncoder
+from ..models.vae import CVAE, CVAEConfig
+from ..postprocess.concept_fallback import ConceptFallback, load_fallback, rewrite
+from ..postprocess.confidence import Confidence, load_confidence, model_probabilities, named_by
+from ..postprocess.skin_tone import PHRASE, TONES, SkinTone, load_skin_tone
+from ..preprocess import ImageInput, load_image, normalize_text, resize, to_pil, to_tensor
 from .batching import BatchedModels
-from .captioner import Captioner, CaptionerConfig, Vocab
-from .checkpoint import WORD_VECTORS, load_json, load_model, verify_manifest
-from .concept_fallback import ConceptFallback, load_fallback, rewrite
-from .confidence import Confidence, load_confidence, model_probabilities, named_by
-from .data.records import split_config
-from .device import get_device
-from .colour import recolour
 from .edit import colour_mask, edited_caption, paint, retone
-from .errors import CheckpointError, InvalidPromptError, InvalidRequestError, NotAnEmojiError
-from .image_features import FeatureConfig, ImageFeatures
 from .interpolation import MAX_FRAMES, MIN_FRAMES, Interpolation, decode_path
-from .preprocess import ImageInput, load_image, normalize_text, resize, to_pil, to_tensor
 from .prompt_hints import PromptWords, analyse
 from .seeds import MAX_SEED, resolve_seed  # noqa: F401  (MAX_SEED: part of this module's API)
-from .skin_tone import PHRASE, TONES, SkinTone, load_skin_tone
-from .text_encoder import Encoded, TextEncoder
-from .vae import CVAE, CVAEConfig
 
 MAX_IMAGES = 16
 MAX_BEAM = 10
@@ -35,7 +35,7 @@ MAX_BEAM = 10
 
 def default_checkpoints() -> Path:
     """`CROSSGEN_CHECKPOINTS`, else the `checkpoints/` folder next to the package."""
-    return Path(os.environ.get("CROSSGEN_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
+    return Path(os.environ.get("CROSSGEN_CHECKPOINTS") or Path(__file__).resolve().parents[2] / "checkpoints")
 
 
 @dataclass

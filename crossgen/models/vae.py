@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .name_keys import name_keys, name_scores
 
 # Settings of the designs deleted with the switch to the composing generator (docs/experiments.md, 2026-12-07):

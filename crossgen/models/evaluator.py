@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_model
-from .device import get_device
-from .errors import CheckpointError
+from ..checkpoint import load_model
+from ..device import get_device
+from ..errors import CheckpointError
 from .image_features import FeatureConfig, ImageFeatures
 
 NAME = "evaluator"

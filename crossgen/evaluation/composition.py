@@ -26,16 +26,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .colour import COLOURS, read_colour, recolour
-from .edit import retone
-from .data.holdout import held_out_ids, load_holdout, object_of, parse_colour, parse_tone, undrawn_prompts
-from .errors import InvalidPromptError, NotAnEmojiError
-from .evaluator import Evaluator, logits_and_pool, topk_accuracy
-from .object_reader import ObjectReader
-from .pipeline import Pipeline
-from .preprocess import normalize_text
-from .skin_tone import TONES, SkinTone
-from .train.dataset import Split
+from ..data.holdout import held_out_ids, load_holdout, object_of, parse_colour, parse_tone, undrawn_prompts
+from ..errors import InvalidPromptError, NotAnEmojiError
+from ..imaging.colour import COLOURS, read_colour, recolour
+from ..models.evaluator import Evaluator, logits_and_pool, topk_accuracy
+from ..models.object_reader import ObjectReader
+from ..postprocess.skin_tone import TONES, SkinTone
+from ..preprocess import normalize_text
+from ..serving.edit import retone
+from ..serving.pipeline import Pipeline
+from ..train.dataset import Split
 
 GROUPS = ("heldout_colour", "seen_colour", "heldout_tone", "seen_tone", "undrawn")
 READ_AS = {"light blue": "blue", "gray": "grey"}  # colour words of names that read_colour names otherwise

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .text_encoder import Encoded
-from .vae import CVAE
+from ..models.text_encoder import Encoded
+from ..models.vae import CVAE
 
 MIN_FRAMES, MAX_FRAMES = 2, 16
 

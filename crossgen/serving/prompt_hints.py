@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .preprocess import check_prompt, normalize_text
-from .text_encoder import STOPWORDS, TextEncoder
+from ..models.text_encoder import STOPWORDS, TextEncoder
+from ..preprocess import check_prompt, normalize_text
 
 KNOWN, UNKNOWN = "known", "unknown"
 _RAW_WORD = re.compile(r"[^\s\-_/,;:.!?()\[\]{}\"]+")

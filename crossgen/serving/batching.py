@@ -18,11 +18,11 @@ import torch
 import torch.nn as nn
 from torch.fx.experimental.optimization import fuse
 
-from .captioner import Captioner, Hypothesis
-from .confidence import DomainCheck
-from .image_features import ImageFeatures
-from .preprocess import imagenet_normalize
-from .vae import CVAE, Drawn
+from ..models.captioner import Captioner, Hypothesis
+from ..models.image_features import ImageFeatures
+from ..models.vae import CVAE, Drawn
+from ..postprocess.confidence import DomainCheck
+from ..preprocess import imagenet_normalize
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -8,7 +8,7 @@ from typing import Iterable, NamedTuple
 import torch
 import torch.nn as nn
 
-from .preprocess import tokenize
+from ..preprocess import tokenize
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = [PAD, BOS, EOS, UNK]

@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 from torchvision.models import ResNet18_Weights, resnet18
 
-from .errors import CheckpointError
-from .preprocess import imagenet_normalize
+from ..errors import CheckpointError
+from ..preprocess import imagenet_normalize
 
 
 @dataclass

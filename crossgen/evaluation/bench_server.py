@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .app_process import AppServer
+from ..serving.app_process import AppServer
 
 PROMPT = "red apple"
 

@@ -8,8 +8,8 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import CheckpointError, UnknownWordsError
-from .preprocess import check_prompt, tokenize
+from ..errors import CheckpointError, UnknownWordsError
+from ..preprocess import check_prompt, tokenize
 
 # Function words carry little meaning for a picture: they are dropped when other words are known.
 STOPWORDS = frozenset("a an the of and or with in on at to for from by is are be this that its it".split())

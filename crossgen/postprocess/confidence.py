@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_json, save_json
+from ..checkpoint import load_json, save_json
 
 FILE = "confidence.json"
 SOURCES = ("captioner", "concept head")

@@ -20,10 +20,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models import resnet18
 
-from .checkpoint import load_model, sha256
-from .errors import CheckpointError
+from ..checkpoint import load_model, sha256
+from ..errors import CheckpointError
+from ..preprocess import imagenet_normalize
 from .evaluator import as_float, load_evaluator
-from .preprocess import imagenet_normalize
 
 NAME = "object_reader"
 STAGES = ("layer1", "layer2", "layer3", "layer4")

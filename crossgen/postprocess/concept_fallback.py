@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_json, save_json
-from .preprocess import normalize_text
+from ..checkpoint import load_json, save_json
+from ..preprocess import normalize_text
 from .skin_tone import SkinTone
 
 FILE = "concept_fallback.json"

@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+from ..preprocess import to_tensor
 from .colour import foreground
-from .preprocess import to_tensor
 
 SIZES = (64, 256)  # the sides of the transparent downloads
 
