@@ -211,7 +211,7 @@ def image_to_text(image: dict | str | None, beam: int = 3) -> tuple[str, dict[st
     except crossgen.CrossgenError as e:
         raise gr.Error(str(e)) from None
     chart = nbest_label(r.captions, r.probabilities)
-    domain = p.confidence.domain
+    domain = p.postprocess.confidence.domain
     check = {"in_domain": r.in_domain, "score": r.domain_score, "named_by": r.named_by,
              "threshold": domain.threshold if domain is not None else None}
     best = r.captions[0][0] or "(no words)"

@@ -9,9 +9,9 @@ import torch
 
 from crossgen import (CVAE, Captioner, CaptionerConfig, CVAEConfig, FeatureConfig, ImageFeatures, TextEncoder, Vocab,
                       Word2VecConfig, save_model, write_manifest)
-from crossgen.serving.app_process import free_port  # noqa: F401  (re-exported: the one free-port helper)
 from crossgen.models.name_keys import ATTRIBUTE_WORDS
 from crossgen.models.text_encoder import MAX_WORDS
+from crossgen.serving.app_process import free_port  # noqa: F401  (re-exported: the one free-port helper)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "emoji"

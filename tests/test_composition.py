@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from crossgen.imaging.colour import COLOURS, read_colour, read_colours, recolour
-from crossgen.evaluation.composition import GROUPS, Item, Retrieval, build_groups, min_pairwise, recoloured, retone
 from crossgen.data import load_records
 from crossgen.data.holdout import held_out_ids, object_of, parse_colour, undrawn_prompts
-from crossgen.preprocess import normalize_text
+from crossgen.evaluation.composition import GROUPS, Item, Retrieval, build_groups, min_pairwise, recoloured, retone
+from crossgen.imaging.colour import COLOURS, read_colour, read_colours, recolour
 from crossgen.postprocess.skin_tone import load_skin_tone
+from crossgen.preprocess import normalize_text
 from crossgen.train.dataset import load_split
 
 from helpers import FIXTURE, ROOT

@@ -5,9 +5,10 @@ import math
 
 import torch
 
-from crossgen.postprocess.concept_fallback import THRESHOLDS, ConceptFallback, choose_threshold, load_fallback
 from crossgen.models.image_features import FeatureConfig, ImageFeatures
+from crossgen.postprocess.concept_fallback import ConceptFallback, load_fallback
 from crossgen.serving.pipeline import Pipeline
+from crossgen.train.captioner import THRESHOLDS, choose_threshold
 
 NAMES = ["red apple", "dog", "cat face"]
 
@@ -73,9 +74,9 @@ def test_pipeline_names_unsure_images_with_the_head(tiny_pipeline):
     image = torch.rand(3, 64, 64).mul(255).byte().permute(1, 2, 0).numpy()
     alone = p.image_to_text(image, beam=3, n_best=2)
     k = 5
-    p.fallback = ConceptFallback([f"concept {i}" for i in range(k)], threshold=1.01)  # always unsure
+    p.postprocess.fallback = ConceptFallback([f"concept {i}" for i in range(k)], threshold=1.01)  # always unsure
     top = p.features.classify(p.image_tensor(image))[0].topk(2).indices.tolist()
     out = p.image_to_text(image, beam=3, n_best=2)
     assert [c for c, _ in out] == [f"concept {k}" for k in top] and out[0][1] >= out[1][1]
-    p.fallback.threshold = 0.0  # never unsure
+    p.postprocess.fallback.threshold = 0.0  # never unsure
     assert p.image_to_text(image, beam=3, n_best=2) == alone

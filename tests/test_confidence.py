@@ -13,11 +13,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 import crossgen
 from crossgen.checkpoint import write_manifest
-from crossgen.postprocess.confidence import FILE, Calibration, Confidence, DomainCheck, load_confidence, model_probabilities
 from crossgen.data.ood import KINDS, build_ood, load_ood
 from crossgen.errors import CheckpointError
-from crossgen.train.confidence import (answer_index, auroc, expected_calibration_error, fit_nbest, fit_probe,
-                                      fpr_at_tpr, learned_styles)
+from crossgen.postprocess.chain import model_probabilities
+from crossgen.postprocess.confidence import FILE, Calibration, Confidence, DomainCheck, load_confidence
+from crossgen.postprocess.metrics import auroc, expected_calibration_error, fpr_at_tpr
+from crossgen.train.confidence import answer_index, fit_nbest, fit_probe, learned_styles
 
 from helpers import FIXTURE, ROOT, make_tiny_checkpoints
 
@@ -148,7 +149,7 @@ def test_a_space_may_leave_out_the_evaluator(tmp_path):
     for f in SHIPPED.iterdir():
         if f.is_file() and not f.name.startswith("evaluator."):
             (copy / f.name).symlink_to(f)
-    assert crossgen.Pipeline.from_checkpoints(copy, "cpu").confidence.domain is not None
+    assert crossgen.Pipeline.from_checkpoints(copy, "cpu").postprocess.confidence.domain is not None
 
 
 def test_ood_set_is_split_by_source(tmp_path):
@@ -220,12 +221,12 @@ def test_shipped_probe_accepts_the_fixture_emoji(shipped):
                                   rendered_text, noise], ids=["cat photo", "rocket photo", "coffee photo", "text", "noise"])
 def test_shipped_probe_flags_what_is_not_an_emoji(shipped, make):
     reading = shipped.read(make())
-    assert not reading.in_domain and reading.domain_score < shipped.confidence.domain.threshold
+    assert not reading.in_domain and reading.domain_score < shipped.postprocess.confidence.domain.threshold
 
 
 @pytest.mark.slow
 def test_shipped_calibration_is_monotone_and_bounded(shipped):
-    cal = shipped.confidence.calibration
+    cal = shipped.postprocess.confidence.calibration
     for source in ("captioner", "concept head"):
         ps = cal.probabilities([math.log(p) for p in (0.6, 0.2, 0.1, 0.05)], source)
         assert all(0 < b < a < 1 for a, b in zip(ps, ps[1:])) and sum(ps) < 1

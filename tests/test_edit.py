@@ -9,8 +9,8 @@ from PIL import Image
 
 import crossgen
 from crossgen.imaging.colour import read_colour
-from crossgen.serving.edit import colour_mask, edited_caption, paint
 from crossgen.preprocess import load_image
+from crossgen.serving.edit import colour_mask, edited_caption, paint
 
 from helpers import ROOT
 
@@ -63,7 +63,7 @@ def test_shipped_colour_edits_keep_the_object(shipped, example, words, colour):
 
 
 def test_shipped_tone_edit_paints_the_skin(shipped):
-    reader = shipped.skin_tone
+    reader = shipped.postprocess.skin_tone
     e = shipped.edit(EXAMPLES / "twemoji_person_raising_hand_medium_skin_tone.png", "dark skin tone")
     assert e.caption.endswith("dark skin tone") and e.kind == "tone"
     assert crossgen.postprocess.skin_tone.TONES[reader.predict(tensor(e.image))] == "dark"
@@ -87,7 +87,7 @@ def test_shipped_generator_paints_the_asked_skin_tone(shipped):
 
     for tone in ("light", "medium dark"):
         images = shipped.text_to_image(f"thumbs up {tone} skin tone", n=4, seed=3)
-        assert [TONES[shipped.skin_tone.predict(tensor(im))] for im in images] == [tone] * 4
+        assert [TONES[shipped.postprocess.skin_tone.predict(tensor(im))] for im in images] == [tone] * 4
     x = torch.rand(2, 3, 64, 64)
     assert shipped.paint_tone("red apple", x) is x  # no tone named
     assert shipped.paint_tone("handshake light skin tone dark skin tone", x) is x  # two: left as drawn

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from crossgen.errors import CheckpointError
 from crossgen.evaluation.evaluate import (caption_metrics, caption_scores, derangement, fid, intra_fid, main, nearest_names,
                                references)
-from crossgen.errors import CheckpointError
 from crossgen.models.evaluator import topk_accuracy
 
 from helpers import FIXTURE, ROOT, make_tiny_checkpoints

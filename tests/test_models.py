@@ -5,8 +5,8 @@ import torch
 
 from crossgen import (CVAE, Captioner, CaptionerConfig, CVAEConfig, FeatureConfig, ImageFeatures, Vocab, load_model,
                       save_model)
-from crossgen.imaging.augment import augment
 from crossgen.errors import CheckpointError
+from crossgen.imaging.augment import augment
 from crossgen.train.vae import refine_latents
 
 from helpers import tiny_captioner, tiny_vae

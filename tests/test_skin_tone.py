@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from crossgen.postprocess.concept_fallback import ConceptFallback
 from crossgen.models.image_features import FeatureConfig, ImageFeatures
-from crossgen.serving.pipeline import Pipeline
+from crossgen.postprocess.chain import PostProcess
+from crossgen.postprocess.concept_fallback import ConceptFallback
 from crossgen.postprocess.skin_tone import (RADII, TONES, SkinTone, fit_skin_tone, load_skin_tone, tone_regions, two_tone_concepts,
                                 without_tones)
+from crossgen.serving.pipeline import Pipeline
 
 # one artist's five skin colours, light to dark (0-255 RGB), and a second artist's a little off them
 PALETTE = [[248, 216, 184], [224, 184, 144], [184, 136, 104], [160, 104, 64], [112, 80, 72]]
@@ -118,26 +120,36 @@ def test_pipeline_reads_tones_after_the_fallback(tiny_pipeline):
     p = Pipeline(tiny_pipeline.text_encoder, tiny_pipeline.vae, features, tiny_pipeline.captioner,
                  tiny_pipeline.vocab, tiny_pipeline.device)
     names = ["thumbs up light skin tone", "waving hand light skin tone"]
-    p.fallback = ConceptFallback(names, threshold=1.01)  # always unsure: the head's names
+    p.postprocess.fallback = ConceptFallback(names, threshold=1.01)  # always unsure: the head's names
     image = drawing(PALETTE[3]).mul(255).byte().permute(1, 2, 0).numpy()  # (H, W, 3) uint8
     before = [c for c, _ in p.image_to_text(image, beam=2, n_best=2)]
     assert all(c.endswith("light skin tone") for c in before)
-    p.skin_tone = reader()
+    p.postprocess.skin_tone = reader()
     after = [c for c, _ in p.image_to_text(image, beam=2, n_best=2)]
     assert after[0] == before[0].replace("light skin tone", "medium dark skin tone")
 
 
-def test_rewrite_returns_both_steps_and_skips_what_is_not_shipped(tiny_pipeline):
-    """Pipeline.rewrite (used by image_to_text and the evaluation): the fallback's list, then the tones read;
-    without a fallback or a reader the captions pass through unchanged."""
-    p = Pipeline(tiny_pipeline.text_encoder, tiny_pipeline.vae, tiny_pipeline.features, tiny_pipeline.captioner,
-                 tiny_pipeline.vocab, tiny_pipeline.device)
+def test_the_chain_names_then_tones_and_skips_what_is_not_shipped():
+    """PostProcess (used by Pipeline.read, the fits and the evaluation): the fallback's list and the model that named
+    the image, then the tones read; without a fallback or a reader the captions pass through unchanged."""
     image = drawing(PALETTE[3])  # (3, H, W) in [0, 1], medium-dark skin
     captions = [("dog", math.log(0.2)), ("cat", math.log(0.1))]  # unsure
     probs = torch.tensor([0.3, 0.7])
-    assert p.rewrite(captions, probs, image) == (captions, captions)
-    p.fallback = ConceptFallback(["thumbs up light skin tone", "waving hand light skin tone"], threshold=0.5)
-    p.skin_tone = reader()
-    untoned, toned = p.rewrite(captions, probs, image)
+    bare = PostProcess()
+    assert bare.name(captions, probs) == (captions, "captioner") and bare.tone(captions, image) == captions
+    assert bare.read(captions, probs, image, None).captions == captions
+    steps = PostProcess(ConceptFallback(["thumbs up light skin tone", "waving hand light skin tone"], threshold=0.5),
+                        reader())
+    untoned, named_by = steps.name(captions, probs)
     assert [c for c, _ in untoned] == ["waving hand light skin tone", "thumbs up light skin tone"]
+    assert named_by == "concept head"
+    toned = steps.tone(untoned, image)
     assert toned == [(c.replace("light", "medium dark"), s) for c, s in untoned]
+    read = steps.read(captions, probs, image, None)
+    assert read.captions == toned and read.named_by == "concept head" and sum(read.probabilities) <= 1
+    # the decision, not the list, says who named it: a head whose names equal the captions still names the image
+    same = PostProcess(ConceptFallback(["dog", "cat"], threshold=0.5))
+    named, named_by = same.name([("dog", math.log(0.2))], torch.tensor([0.9, 0.1]))
+    assert [c for c, _ in named] == ["dog"] and named[0][1] == pytest.approx(math.log(0.9)) and named_by == "concept head"
+    sure = [("dog", math.log(0.8))]
+    assert same.name(sure, probs) == (sure, "captioner")

@@ -13,15 +13,15 @@ import torch
 
 from crossgen.checkpoint import load_model
 from crossgen.data import load_records
-from crossgen.postprocess.concept_fallback import THRESHOLDS
 from crossgen.errors import UsageError
+from crossgen.models.vae import CVAE, CVAEConfig
 from crossgen.postprocess.skin_tone import RADII
 from crossgen.serving.pipeline import Pipeline
 from crossgen.train import CaptionerTrainConfig, FeatureTrainConfig
-from crossgen.train.vae import VAETrainConfig
 from crossgen.train.__main__ import RECIPES, config_for, main, recipe_for
+from crossgen.train.captioner import THRESHOLDS
 from crossgen.train.confidence import learned_styles
-from crossgen.models.vae import CVAE, CVAEConfig
+from crossgen.train.vae import VAETrainConfig
 
 from helpers import FIXTURE, ROOT
 

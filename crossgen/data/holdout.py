@@ -52,7 +52,7 @@ MIN_COLOURS = 3  # an object is eligible with at least this many colours
 MIN_KEPT_COLOURS = 2  # an object keeps at least this many colours in training
 COLOURS = ("light blue", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white",
            "grey", "gray")
-# As crossgen.skin_tone spells them (that module is in the models layer, which the data layer may not import).
+# As crossgen.postprocess.skin_tone spells them (the data layer may not import the post-processing).
 TONES = ("light", "medium light", "medium", "medium dark", "dark")
 TONE_PHRASE = re.compile(r"\b(medium light|medium dark|light|medium|dark) skin tone\b")
 

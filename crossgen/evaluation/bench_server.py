@@ -1,6 +1,6 @@
 """Benchmark helpers that need the running app: cold start and concurrent clients through gradio_client.
 
-The app runs as `python app.py` in a subprocess on a free loopback port (`crossgen.app_process.AppServer`);
+The app runs as `python app.py` in a subprocess on a free loopback port (`crossgen.serving.app_process.AppServer`);
 its settings come from the environment (CROSSGEN_CHECKPOINTS, CROSSGEN_BATCHING, CROSSGEN_CONCURRENCY).
 """
 from __future__ import annotations

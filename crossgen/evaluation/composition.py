@@ -337,7 +337,7 @@ def composition(pipe: Pipeline, evaluator: Evaluator, objects: ObjectReader | No
         section["image_to_text"] = captions_by_group(test, nbest, groups)
     if test is not None:
         section["edits"] = edits(pipe, test, objects, skin, real)
-    section["readers"] = {"colour": "crossgen.colour.read_colour (dominant foreground hue; light blue counts as blue)",
+    section["readers"] = {"colour": "crossgen.imaging.colour.read_colour (dominant foreground hue; light blue counts as blue)",
                           "tone": "SkinTone.predict (skin_tone.json palette)" if skin else None,
                           "object": f"object_reader ({objects.parts.config.tuned or 'head only'}), top-5" if objects else None,
                           "evaluator": "evaluator top-1/top-5 of the exact concept (not for undrawn prompts)"}

@@ -6,7 +6,7 @@ top-1/top-5 and FID of VAE samples against shuffled-text and retrieval baselines
 Confidence: the out-of-domain probe's AUROC and FPR at 95 % TPR against the evaluated images for each kind of
 the out-of-domain set's test part (`--ood`, built when absent), the share accepted at the shipped threshold, and
 the calibration error of the best caption's probability before and after calibration.
-Composition (`crossgen.composition`, issue 18; `--no-composition` skips it): held-out colour x object and skin
+Composition (`crossgen.evaluation.composition`, issue 18; `--no-composition` skips it): held-out colour x object and skin
 tone x person concepts against matched seen ones and prompts no emoji draws, read by the evaluator, the colour and
 skin-tone readers and the object reader, against retrieval, retrieve-then-recolour and the real drawings; the
 diversity of one request's images; image -> text on the held-out concepts' test drawings.
@@ -37,12 +37,13 @@ from ..imaging.matte import iou as matte_iou
 from ..imaging.matte import matte, transparent
 from ..models.evaluator import Evaluator, evaluator_missing_hint, load_evaluator, logits_and_pool, topk_accuracy
 from ..models.object_reader import load_object_reader
-from ..postprocess.confidence import named_by
+from ..postprocess.chain import Reading
+from ..postprocess.metrics import auroc, expected_calibration_error, fpr_at_tpr
 from ..postprocess.skin_tone import load_skin_tone
 from ..preprocess import load_image, normalize_text, to_tensor
-from ..serving.pipeline import Pipeline, Reading, default_checkpoints
+from ..serving.pipeline import Pipeline, default_checkpoints
 from ..train.captioner import extract, nbest_and_concepts
-from ..train.confidence import auroc, embed_images, expected_calibration_error, fpr_at_tpr
+from ..train.confidence import embed_images
 from ..train.dataset import Split, load_split
 from ..train.evaluator import evaluator_config, train_evaluator
 from ..train.loop import hardware
@@ -149,21 +150,20 @@ def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tu
     f_train, f_test = extract(pipe.features, train, pipe.device), extract(pipe.features, test, pipe.device)
     # (caption, log-probability) n-best lists of the captioner alone, and the concept head's probabilities
     lstm, probs = nbest_and_concepts(pipe.features, pipe.captioner, pipe.vocab, f_test, cfg.beam, cfg.n_best, cfg.batch_size)
-    # as Pipeline.image_to_text: the concept head names unsure images, then tone words are read from the colours
+    # as Pipeline.read: the shipped post-processing of each n-best, and the lists after its first step alone
+    steps = pipe.postprocess
     heads = probs if probs is not None else [None] * len(lstm)  # None: a feature model without a concept head
-    steps = [pipe.rewrite(cs, p, test.images[i].float() / 255) for i, (cs, p) in enumerate(zip(lstm, heads))]
-    untoned, shipped = [u for u, _ in steps], [s for _, s in steps]
-    domain = pipe.confidence.domain.score(f_test).tolist() if pipe.confidence.domain is not None else [None] * len(lstm)
-    readings = [pipe.reading(s, named_by(cs, u), d)
-                for cs, u, s, d in zip(lstm, untoned, shipped, domain)]
-    nbest = [[c for c, _ in cs] or [""] for cs in shipped]
+    domain = steps.confidence.domain.score(f_test).tolist() if steps.confidence.domain is not None else [None] * len(lstm)
+    readings = [steps.read(cs, p, test.images[i].float() / 255, d) for i, (cs, p, d) in enumerate(zip(lstm, heads, domain))]
+    untoned = [steps.name(cs, p)[0] for cs, p in zip(lstm, heads)]
+    nbest = [[c for c, _ in r.captions] or [""] for r in readings]
     names = [r["name"] for r in train.records]
     counts = Counter(normalize_text(c) for r in train.records for c in r.get("captions") or [r["name"]])
     frequent = [c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:cfg.n_best]]
     methods = {
         "model": nbest,
-        **({"without_skin_tone": [[c for c, _ in cs] or [""] for cs in untoned]} if pipe.skin_tone is not None else {}),
-        **({"captioner_alone": [[c for c, _ in cs] or [""] for cs in lstm]} if pipe.fallback is not None else {}),
+        **({"without_skin_tone": [[c for c, _ in cs] or [""] for cs in untoned]} if steps.skin_tone is not None else {}),
+        **({"captioner_alone": [[c for c, _ in cs] or [""] for cs in lstm]} if steps.fallback is not None else {}),
         "nn_features": nearest_names(f_test, f_train, names, cfg.n_best),
         "nn_pixels": nearest_names(test.images.flatten(1), train.images.flatten(1), names, cfg.n_best),
         "most_frequent": [frequent] * len(test),
@@ -173,8 +173,8 @@ def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tu
                  "nn_features": "name of the training image nearest in the shipped ResNet feature space (cosine)",
                  "nn_pixels": "name of the training image nearest in raw 64x64 RGB pixels (cosine)",
                  "most_frequent": f"the most frequent entries of the training records' captions lists: {frequent}"}
-    fallback = {"threshold": pipe.fallback.threshold} if pipe.fallback is not None else None
-    skin_tone = {"radius": pipe.skin_tone.radius, "colours": len(pipe.skin_tone.palette)} if pipe.skin_tone is not None else None
+    fallback = {"threshold": steps.fallback.threshold} if steps.fallback is not None else None
+    skin_tone = {"radius": steps.skin_tone.radius, "colours": len(steps.skin_tone.palette)} if steps.skin_tone is not None else None
     return {"images": len(test), "references": REFERENCES, "baselines": baselines, "fallback": fallback,
             "skin_tone": skin_tone,
             "nbest": f"beam {cfg.beam}, n-best {cfg.n_best}; baselines: the {cfg.n_best} nearest distinct names "
@@ -194,11 +194,11 @@ def confidence(pipe: Pipeline, test: Split, readings: list[Reading], ood_dir: st
     out = {"images": len(test), "accuracy": float(correct.mean()), "mean_probability_before": float(raw.mean()),
            "mean_probability_after": float(shown.mean()), "ece_before": expected_calibration_error(raw, correct),
            "ece_after": expected_calibration_error(shown, correct),
-           "calibrated": pipe.confidence.calibration is not None,
+           "calibrated": pipe.postprocess.confidence.calibration is not None,
            # the n-best probabilities are one distribution: on every image they add up to at most 1
            "nbest_sum_max": max((sum(r.probabilities) for r in readings), default=0.0),
            "nbest_sum_at_most_1": float(np.mean([sum(r.probabilities) <= 1 + 1e-9 for r in readings]))}
-    domain = pipe.confidence.domain
+    domain = pipe.postprocess.confidence.domain
     if domain is None:
         return out
     inside = np.array([r.domain_score for r in readings])
@@ -434,7 +434,7 @@ def run_composition(args: argparse.Namespace, ckpt: Path, device: torch.device, 
     real = load_split(args.data, ["train", "val"], limit=args.limit)  # the training artists' drawings of every concept
     baseline = Pipeline.from_checkpoints(args.composition_baseline, device) if args.composition_baseline else None
     cfg = CompositionConfig(seed=args.seed)
-    section, grid = composition(pipe, evaluator, objects, pipe.skin_tone or load_skin_tone(ckpt), train, real, test,
+    section, grid = composition(pipe, evaluator, objects, pipe.postprocess.skin_tone or load_skin_tone(ckpt), train, real, test,
                                 nbest, cfg, baseline)
     section["object_reader_missing"] = note
     section["object_reader_artists"] = objects.meta.get("train", {}).get("artists") if objects else None
@@ -453,7 +453,7 @@ def twemoji_originals(root: str | Path) -> Path | None:
 
 
 def transparency(test: Split, grid: dict[str, torch.Tensor], originals: Path | None, sheet: str = "") -> dict:
-    """Transparent downloads (`crossgen.matte`): the matte of each test drawing whose own RGBA original is in
+    """Transparent downloads (`crossgen.imaging.matte`): the matte of each test drawing whose own RGBA original is in
     `originals` (composited on white, as the app sees any image) against that original's alpha (soft IoU); and on
     the generated images of the prompts no emoji draws, the share whose four corners are fully transparent and the
     share whose object is not (mean alpha of the centre quarter above 0.5). Writes those images as RGBA on a

@@ -1,6 +1,6 @@
 """Transparent backgrounds: the alpha matte of a drawing on white, and the RGBA PNGs made with it.
 
-The background is what `crossgen.colour.foreground` finds: the near-white pixels reached from the border through
+The background is what `crossgen.imaging.colour.foreground` finds: the near-white pixels reached from the border through
 near-white pixels (a white heart inside its outline stays opaque). Inside the drawing the alpha is 1. On the edge
 band (the pixels either side of the cut between drawing and background) a drawing composited on white is a blend
 pixel = alpha * colour + (1 - alpha) * white, so the alpha is read back against the colour of the nearest pixel

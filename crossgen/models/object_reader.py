@@ -2,7 +2,7 @@
 
 Objects are concept names with their colour word and skin tone phrase taken out (`crossgen.data.holdout.object_of`:
 "purple heart" and "red heart" are both "heart", "thumbs up dark skin tone" is "thumbs up"). The reader is the
-evaluator's ResNet18 (`crossgen.evaluator`) with a new linear head over the objects and, when training chose it,
+evaluator's ResNet18 (`crossgen.models.evaluator`) with a new linear head over the objects and, when training chose it,
 its own copy of one residual stage (`tuned`, e.g. "layer3"), trained on the training artists' real drawings with
 their colours destroyed (hue rotation, greyscale, recolouring; `crossgen.train.object_reader`). Only the head and
 that stage are saved (`object_reader.safetensors`, fp16, + `object_reader.json`: config, object list, the sha256 of

@@ -18,7 +18,6 @@ set; `crossgen/train/confidence.py`):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,12 +28,6 @@ from ..checkpoint import load_json, save_json
 
 FILE = "confidence.json"
 SOURCES = ("captioner", "concept head")
-
-
-def named_by(raw: list, named: list) -> str:
-    """Which model's probabilities a rewritten n-best list carries: the captioner's when the fallback kept its
-    list (the same object), the concept head's when it replaced it."""
-    return SOURCES[0] if named is raw else SOURCES[1]
 
 
 @dataclass
@@ -70,13 +63,6 @@ class Calibration:
         a, c = self.params.get(source, (1.0, 0.0))
         logits = torch.tensor([a * lp for lp in logprobs] + [c], dtype=torch.float64)  # (n + 1,)
         return logits.softmax(0)[:-1].tolist()
-
-
-def model_probabilities(logprobs: list[float]) -> list[float]:
-    """The models' own probabilities of the n-best captions, scaled to add up to at most 1."""
-    p = [math.exp(lp) for lp in logprobs]
-    total = sum(p)
-    return [v / total for v in p] if total > 1 else p
 
 
 @dataclass

@@ -19,9 +19,8 @@ from ..models.captioner import Captioner, CaptionerConfig, Vocab
 from ..models.image_features import FeatureConfig, ImageFeatures
 from ..models.text_encoder import Encoded, TextEncoder
 from ..models.vae import CVAE, CVAEConfig
-from ..postprocess.concept_fallback import ConceptFallback, load_fallback, rewrite
-from ..postprocess.confidence import Confidence, load_confidence, model_probabilities, named_by
-from ..postprocess.skin_tone import PHRASE, TONES, SkinTone, load_skin_tone
+from ..postprocess.chain import PostProcess, Reading
+from ..postprocess.skin_tone import PHRASE, TONES
 from ..preprocess import ImageInput, load_image, normalize_text, resize, to_pil, to_tensor
 from .batching import BatchedModels
 from .edit import colour_mask, edited_caption, paint, retone
@@ -61,32 +60,22 @@ class Edited:
     image: Image.Image  # the edited drawing, 64 x 64
     read: str  # the image's name as read (or as given)
     caption: str  # the caption it was drawn under: the name with the words applied
-    kind: str  # "colour", "tone" or "caption" (`crossgen.edit.KINDS`)
+    kind: str  # "colour", "tone" or "caption" (`crossgen.serving.edit.KINDS`)
     credit: Credit | None = None  # with an artist asked for: the drawing of that artist it was drawn from
-
-
-@dataclass
-class Reading:
-    """What the Pipeline reads in one image: `image_to_text`'s captions and how far to trust them."""
-    captions: list[tuple[str, float]]  # the n-best (caption, log-probability), best first, as image_to_text returns
-    probabilities: list[float]  # per caption, the calibrated chance that it is exactly the image's name; sum <= 1
-    named_by: str  # "captioner", or "concept head" when the fallback named the image
-    domain_score: float | None  # the out-of-domain probe's logit (higher = more like an emoji); None without one
-    in_domain: bool  # False when the image does not look like the emoji the models learned
 
 
 class Pipeline:
     """Text -> image (Word2Vec + CVAE) and image -> text (ResNet18 + LSTM), all on `device`."""
 
     def __init__(self, text_encoder: TextEncoder, vae: CVAE, features: ImageFeatures, captioner: Captioner,
-                 vocab: Vocab, device: torch.device, info: dict | None = None, fallback: ConceptFallback | None = None,
-                 skin_tone: SkinTone | None = None, confidence: Confidence | None = None, sources: dict | None = None):
+                 vocab: Vocab, device: torch.device, info: dict | None = None, postprocess: PostProcess | None = None,
+                 sources: dict | None = None):
         self.text_encoder, self.vae, self.features, self.captioner = text_encoder, vae, features, captioner
         self.sources = sources or {}  # the VAE's exemplar rows as training drawings (`train.vae.exemplar_sources`)
-        self.vocab, self.device, self.info, self.fallback, self.skin_tone = vocab, device, info or {}, fallback, skin_tone
-        self.confidence = confidence or Confidence(None, None)
+        self.vocab, self.device, self.info = vocab, device, info or {}
+        self.postprocess = postprocess or PostProcess()  # what the n-best goes through (none: the captioner's own)
         # micro-batching of concurrent calls; the domain probe reads the features of the same batch
-        self.batched = BatchedModels(vae, features, captioner, domain=self.confidence.domain)
+        self.batched = BatchedModels(vae, features, captioner, domain=self.postprocess.confidence.domain)
 
     @classmethod
     def from_checkpoints(cls, directory: str | Path, device: str | torch.device = "auto", verify: bool = True) -> "Pipeline":
@@ -103,11 +92,8 @@ class Pipeline:
         text_encoder = TextEncoder.load(directory / WORD_VECTORS)
         if text_encoder.dim != vae.config.text_dim:
             raise CheckpointError(f"Word vectors ({text_encoder.dim}-d) do not match the VAE ({vae.config.text_dim}-d) in {directory}.")
-        fallback = load_fallback(directory, features.config.num_classes)  # None: captions are the LSTM's alone
-        skin_tone = load_skin_tone(directory)  # None: captions keep the captioner's skin tones
-        confidence = load_confidence(directory, features.config.feature_dim)  # None: no domain flag, raw probabilities
-        return cls(text_encoder, vae, features, captioner, vocab, device, info, fallback, skin_tone, confidence,
-                   vae_meta.get("sources"))
+        postprocess = PostProcess.load(directory, features.config.num_classes, features.config.feature_dim)
+        return cls(text_encoder, vae, features, captioner, vocab, device, info, postprocess, vae_meta.get("sources"))
 
     # ------------------------------------------------------------------ text -> image
     def encode_prompt(self, prompt: str) -> Encoded:
@@ -133,14 +119,14 @@ class Pipeline:
 
     def paint_tone(self, prompt: str, images: torch.Tensor) -> torch.Tensor:
         """(n, 3, H, W) images of a prompt that names one skin tone -> their skin moved to that tone's palette
-        colour of the skin-tone reader, shading kept (`crossgen.edit.retone`): the decoder paints tones poorly
+        colour of the skin-tone reader, shading kept (`crossgen.serving.edit.retone`): the decoder paints tones poorly
         (validation, toned concepts the generator never saw by name: tone and person right 28.1 % as drawn, 93.1 %
         painted; docs/experiments.md). Other prompts' images, and all without a reader, are returned as they are."""
         tones = set(PHRASE.findall(normalize_text(prompt)))
-        if self.skin_tone is None or len(tones) != 1:
+        if self.postprocess.skin_tone is None or len(tones) != 1:
             return images
         tone = TONES.index(tones.pop())
-        return torch.stack([retone(x, self.skin_tone, tone) for x in images.cpu()])
+        return torch.stack([retone(x, self.postprocess.skin_tone, tone) for x in images.cpu()])
 
     def credit(self, row: int) -> Credit | None:
         """The training drawing of exemplar `row` (None for -1, or a checkpoint that does not record its drawings)."""
@@ -164,15 +150,15 @@ class Pipeline:
                       length_penalty: float = 0.0) -> list[tuple[str, float]]:
         """The n-best captions of an image with their log-probabilities, best first. When the best caption's
         probability is below the shipped fallback threshold, the feature model's concept head names the image
-        instead (`crossgen.concept_fallback`: its most probable concepts, with their log-probabilities). Skin-tone
-        words are then read from the image's colours (`crossgen.skin_tone`). `read` gives the same captions
-        with their calibrated probabilities and the out-of-domain flag."""
+        instead (its most probable concepts, with their log-probabilities). Skin-tone words are then read from the
+        image's colours. `read` gives the same captions with their calibrated probabilities and the out-of-domain
+        flag (the steps: `crossgen/postprocess/chain.py`)."""
         return self.read(image, beam, max_len, n_best, length_penalty).captions
 
     def read(self, image: ImageInput, beam: int = 3, max_len: int = 20, n_best: int = 3,
              length_penalty: float = 0.0) -> Reading:
         """`image_to_text`'s captions, each with the calibrated chance that it is the image's exact name, and
-        whether the image looks like an emoji at all (`crossgen.confidence`)."""
+        whether the image looks like an emoji at all (`PostProcess.read`)."""
         if not 1 <= int(beam) <= MAX_BEAM:
             raise InvalidRequestError(f"Beam width must be between 1 and {MAX_BEAM}, not {beam}.")
         if not 1 <= int(max_len) <= 50:
@@ -182,24 +168,7 @@ class Pipeline:
         x = self.image_tensor(image)  # (1, 3, S, S)
         out = self.batched.caption(x, int(beam), int(max_len), n_best, float(length_penalty))
         raw = [(self.vocab.decode(h.tokens), h.logprob) for h in out.hyps]
-        named, captions = self.rewrite(raw, out.concepts, x[0])
-        return self.reading(captions, named_by(raw, named), out.domain)
-
-    def reading(self, captions: list[tuple[str, float]], named_by: str, domain_score: float | None) -> Reading:
-        """The last two steps after `rewrite`: the calibrated probabilities of the captions, and the domain flag."""
-        calibration, domain = self.confidence.calibration, self.confidence.domain
-        logprobs = [lp for _, lp in captions]
-        probs = calibration.probabilities(logprobs, named_by) if calibration is not None else model_probabilities(logprobs)
-        in_domain = domain is None or domain_score is None or domain_score >= domain.threshold
-        return Reading(captions, probs, named_by, domain_score, in_domain)
-
-    def rewrite(self, captions: list[tuple[str, float]], concepts: torch.Tensor | None,
-                image: torch.Tensor) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """The captioner's n-best list as `image_to_text` returns it, in its two steps: (after the concept-head
-        fallback, then with the skin tones read), each step skipped when not shipped. The fallback's list is the
-        captioner's own object when it kept it. Then `reading` adds the calibration and the domain flag. concepts: (K,) the head's
-        probabilities (None without a head); image: (3, H, W) in [0, 1]."""
-        return rewrite(captions, concepts, image, self.fallback, self.skin_tone)
+        return self.postprocess.read(raw, out.concepts, x[0], out.domain)  # fallback, tones, calibration, domain
 
     # ------------------------------------------------------------------ image + words -> image
     def artists(self) -> dict[str, str]:
@@ -210,7 +179,7 @@ class Pipeline:
     def edit(self, image: ImageInput, words: str, name: str | None = None, artist: str | None = None) -> Edited:
         """The emoji in `image` edited with `words`: a colour ("blue"), a skin tone ("dark skin tone") or a whole
         new caption. Its name is read by the captioner unless given; the VAE's encoder reads the drawing under the
-        name and its decoder draws it under the name with the words applied (`crossgen.edit`), a colour edit taking
+        name and its decoder draws it under the name with the words applied (`crossgen.serving.edit`), a colour edit taking
         its shading, in the asked hue, in the drawing's main colour only; a skin-tone edit moves the skin to the
         tone's palette colour. With an artist (an artwork name of `artists()`, or its style key) the new caption is
         drawn whole from that artist's nearest drawing instead. NotAnEmojiError for an image that does not look like
@@ -232,10 +201,10 @@ class Pipeline:
         if artist:
             return self.redraw_as(artist, name, caption, kind, new)
         x = to_tensor(resize(image, self.vae.config.image_size)).to(self.device)  # (1, 3, S, S)
-        if kind == "tone" and self.skin_tone is not None:
+        if kind == "tone" and self.postprocess.skin_tone is not None:
             # the skin moved to the tone's palette colour, shading kept: 95.9 % of validation tone edits right and the
             # person kept, where the decoder's paint in the skin gets 44.8 % (docs/experiments.md)
-            out = retone(x[0], self.skin_tone, TONES.index(PHRASE.findall(caption)[-1]))
+            out = retone(x[0], self.postprocess.skin_tone, TONES.index(PHRASE.findall(caption)[-1]))
         elif kind == "colour":
             # the decoder's drawing under the new caption with the asked hue on its shading, in the main colour only:
             # validation edits right 58.3 -> 75.0 % against the decoder's own paint (docs/experiments.md)

@@ -19,8 +19,9 @@ from ..data import load_records
 from ..imaging.augment import augment
 from ..models.captioner import Captioner, CaptionerConfig, Vocab
 from ..models.image_features import FeatureConfig, ImageFeatures
-from ..postprocess.concept_fallback import ConceptFallback, choose_threshold
-from ..postprocess.skin_tone import fit_skin_tone, load_skin_tone, tone_regions, two_tone_concepts
+from ..postprocess.chain import PostProcess
+from ..postprocess.concept_fallback import ConceptFallback
+from ..postprocess.skin_tone import SkinTone, fit_skin_tone, load_skin_tone, tone_regions, two_tone_concepts
 from ..preprocess import normalize_text
 from .dataset import Split, load_split
 from .distributed import Dist, Precision, all_min, all_sum, wrap
@@ -234,10 +235,30 @@ class StreamedCaptionerData:
 
 # --------------------------------------------------------------------------- caption post-processing fits
 
+THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # of the concept-head fallback; 0 = never replace
+
+
+def choose_threshold(nbest: list[list[tuple[str, float]]], probs: torch.Tensor, names: list[str], truth: list[str],
+                     reader: SkinTone | None = None, images: list[torch.Tensor] | None = None) -> tuple[float, dict[str, float]]:
+    """The fallback threshold among THRESHOLDS with the best exact-name accuracy of the best caption (the smallest
+    on a tie), and the accuracy at each. nbest per image as from the captioner, probs (N, K) of the head; with a
+    skin-tone reader and the images (3, H, W), the best caption's tone words are read first, as the Pipeline does."""
+    truth = [normalize_text(t) for t in truth]
+    scores = {}
+    reader = reader if images is not None else None
+    for t in THRESHOLDS:
+        steps = PostProcess(ConceptFallback(names, t), reader)  # the first two steps (no reader: the tone step skipped)
+        best = [steps.tone(steps.name(cs, p)[0], images[i] if reader else None)[0][0] if cs else ""
+                for i, (cs, p) in enumerate(zip(nbest, probs))]
+        scores[str(t)] = sum(normalize_text(b) == y for b, y in zip(best, truth)) / max(len(truth), 1)
+    chosen = max(THRESHOLDS, key=lambda t: (scores[str(t)], -t))
+    return chosen, scores
+
+
 def fit_fallback(data: str | Path, out: str | Path, device: torch.device, limit: int | None = None,
                  beam: int = 3, n_best: int = 3) -> dict:
     """Choose on the validation slice below which caption probability the feature model's concept head names
-    the image instead (see `crossgen.concept_fallback`), on the captions as the Pipeline gives them (tone words
+    the image instead (see `crossgen/postprocess/concept_fallback.py`), on the captions as the Pipeline gives them (tone words
     read by `<out>/skin_tone.json` when present); writes `<out>/concept_fallback.json`. Returns the choice; {}
     when the feature model has no concept head."""
     features, meta = load_model(out, "features", ImageFeatures, FeatureConfig, device)
@@ -258,7 +279,7 @@ def fit_fallback(data: str | Path, out: str | Path, device: torch.device, limit:
 
 
 def fit_tones(data: str | Path, out: str | Path, limit: int | None = None) -> dict:
-    """Fit the skin-tone reader (`crossgen.skin_tone`) on the toned training and validation images of every
+    """Fit the skin-tone reader (`crossgen/postprocess/skin_tone.py`) on the toned training and validation images of every
     training artist; writes `<out>/skin_tone.json`. Returns the radius and its leave-one-artist-out accuracies."""
     split = load_split(data, ["train", "val"], limit=limit)
     regions = tone_regions(split.records, split.images)

@@ -1,4 +1,4 @@
-"""Fit `crossgen.confidence`: the out-of-domain probe and the caption-probability calibration, on validation data
+"""Fit `crossgen/postprocess/confidence.py`: the out-of-domain probe and the caption-probability calibration, on validation data
 only (the training drawings, the validation slice and the validation part of the out-of-domain set)."""
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from ..data.ood import build_ood, load_ood
 from ..imaging.augment import augment
 from ..models.captioner import Captioner, CaptionerConfig, Vocab
 from ..models.image_features import FeatureConfig, ImageFeatures
-from ..postprocess.concept_fallback import load_fallback, rewrite
-from ..postprocess.confidence import SOURCES, Calibration, Confidence, DomainCheck, named_by
+from ..postprocess.chain import PostProcess
+from ..postprocess.concept_fallback import load_fallback
+from ..postprocess.confidence import SOURCES, Calibration, Confidence, DomainCheck
+from ..postprocess.metrics import auroc, expected_calibration_error, fpr_at_tpr
 from ..postprocess.skin_tone import load_skin_tone
 from ..preprocess import load_image, normalize_text, resize, to_tensor
 from .captioner import extract, nbest_and_concepts
@@ -22,30 +24,6 @@ from .dataset import load_split
 
 ACCEPT = 0.98  # share of the validation slice the domain threshold lets through
 WEIGHT_DECAY = 1e-2  # chosen by leave-one-artist-out acceptance and validation AUROC (docs/experiments.md)
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
-    """Area under the ROC curve of a score that should be higher inside the domain: the chance that an in-domain
-    image scores above an out-of-domain one (ties count half)."""
-    o = np.sort(outside)
-    below, up_to = np.searchsorted(o, inside, "left"), np.searchsorted(o, inside, "right")
-    return float((below + 0.5 * (up_to - below)).sum() / (len(inside) * len(outside)))
-
-
-def fpr_at_tpr(inside: np.ndarray, outside: np.ndarray, tpr: float = 0.95) -> float:
-    """Share of out-of-domain images that pass the threshold letting `tpr` of the in-domain ones through."""
-    return float((outside >= np.quantile(inside, 1 - tpr)).mean())
-
-
-def expected_calibration_error(prob: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
-    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins by their size."""
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(prob, edges[1:-1]), 0, bins - 1)
-    return float(sum(abs(prob[idx == b].mean() - correct[idx == b].mean()) * (idx == b).mean()
-                     for b in range(bins) if (idx == b).any()))
 
 
 # --------------------------------------------------------------------------- fitting
@@ -82,7 +60,7 @@ def fit_probe(inside: torch.Tensor, outside: torch.Tensor, weight_decay: float =
 
 
 def fit_nbest(logprobs: list[list[float]], answer: list[int], steps: int = 200) -> list[float]:
-    """[a, c] of the n-best calibration (`crossgen.confidence.Calibration`): softmax over [a * logprob_1 ..
+    """[a, c] of the n-best calibration (`crossgen.postprocess.confidence.Calibration`): softmax over [a * logprob_1 ..
     a * logprob_n, c] minimising the log-loss of `answer`, the index of the caption that is exactly the image's
     name (n, "something else", when none is). Lists may be of different lengths."""
     n = max(len(lps) for lps in logprobs)
@@ -134,13 +112,12 @@ def nbest_captions(data: str | Path, out: str | Path, features: ImageFeatures, d
     val = load_split(data, "val", limit=limit)
     feats = extract(features, val, device)
     nbest, probs = nbest_and_concepts(features, captioner, Vocab(cmeta["vocab"]), feats, beam, n_best)
-    fallback, reader = load_fallback(out, features.config.num_classes), load_skin_tone(out)
+    steps = PostProcess(load_fallback(out, features.config.num_classes), load_skin_tone(out))  # the first two steps
     lists, sources = [], []
     for i, caps in enumerate(nbest):
-        named, toned = rewrite(caps, probs[i] if probs is not None else None, val.images[i].float() / 255,
-                               fallback, reader)
-        lists.append(toned)
-        sources.append(named_by(caps, named))
+        named, source = steps.name(caps, probs[i] if probs is not None else None)
+        lists.append(steps.tone(named, val.images[i].float() / 255))
+        sources.append(source)
     return lists, sources, feats, val.records
 
 

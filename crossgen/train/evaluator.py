@@ -1,4 +1,4 @@
-"""Training the evaluator classifier (see `crossgen.evaluator`): the feature stage's loop on the emoji set,
+"""Training the evaluator classifier (see `crossgen.models.evaluator`): the feature stage's loop on the emoji set,
 with a concept head only and another seed, saved as `<out>/evaluator.*`."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """python -m crossgen.train.object_reader --data data/emoji10 --out checkpoints [--tuned layer3 | --tuned ""]
 
-Train the object reader (`crossgen.object_reader`) on the real drawings of the training split, every concept
+Train the object reader (`crossgen.models.object_reader`) on the real drawings of the training split, every concept
 (held-out ones included, as the evaluator), labelled with their object. Colour is destroyed before the geometric
 augmentation: each copy gets one of a random hue rotation, greyscale, or `colour.recolour` to a random colour.
 

@@ -1,6 +1,6 @@
-"""Fit the steps the Pipeline applies after the captioner, in the order it applies them (`Pipeline.rewrite`,
-then `Pipeline.reading`): each writes its own file next to the models, and the Pipeline skips a step whose
-file is absent."""
+"""Fit the steps the Pipeline applies after the captioner, in the order it applies them
+(`crossgen/postprocess/chain.py`): each writes its own file next to the models, and the Pipeline skips a step
+whose file is absent."""
 from __future__ import annotations
 
 from pathlib import Path
