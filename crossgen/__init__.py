@@ -8,10 +8,11 @@ from .models.captioner import Captioner, CaptionerConfig, Hypothesis, Vocab
 from .models.image_features import FeatureConfig, ImageFeatures
 from .models.text_encoder import TextEncoder, Word2VecConfig
 from .models.vae import CVAE, CVAEConfig
+from .postprocess.chain import Reading
 from .preprocess import load_image, normalize_text, tokenize
 from .serving.edit import edited_caption
 from .serving.interpolation import Interpolation, slerp, write_gif
-from .serving.pipeline import Credit, Edited, Generation, Pipeline, Reading, checkpoint_info, default_checkpoints, load
+from .serving.pipeline import Credit, Edited, Generation, Pipeline, checkpoint_info, default_checkpoints, load
 from .serving.prompt_hints import PromptWords, replace_word
 
 __all__ = [
