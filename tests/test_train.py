@@ -41,6 +41,10 @@ def test_train_all_on_fixture_then_resume(tmp_path: Path, capsys):
     assert set(manifest["training"]) == {"word2vec", "features", "vae", "captioner"}
     assert manifest["training"]["vae"]["config"]["latent_dim"] == 4
     assert {manifest["training"][s]["recipe"] for s in manifest["training"]} == {"quick"}  # auto on CPU
+    # the captioner kept is the epoch naming the most validation drawings exactly (the first on a tie), not the lowest loss
+    rows = json.loads((out / "logs" / "captioner.json").read_text())
+    best = max(rows, key=lambda r: (r["val_exact"], -r["epoch"]))
+    assert json.loads((out / "captioner.json").read_text())["train"]["epoch"] == best["epoch"]
     # the captioner stage chose the concept-head fallback's threshold on the validation slice
     fallback = json.loads((out / "concept_fallback.json").read_text())
     assert fallback["threshold"] in THRESHOLDS and set(fallback["val_exact"]) == {str(t) for t in THRESHOLDS}

@@ -86,6 +86,7 @@ class CaptionerData(Protocol):
     """What `train_captioner` asks of a data source."""
     vocab: Vocab
     max_len: int  # longest caption in words
+    monitor: tuple[str, bool]  # the validation figure that chooses the saved epoch, and whether higher is better
 
     def pairs(self, features: ImageFeatures, g: torch.Generator) -> tuple[CaptionPairs, CaptionPairs]: ...  # train, val
     def shuffle(self, g: torch.Generator) -> torch.Generator: ...  # orders the training pairs each epoch
@@ -97,8 +98,8 @@ def train_captioner(source: CaptionerData, out: str | Path, d: Dist, cfg: Captio
                     resume: bool = True, amp: bool = False) -> dict:
     """Train the LSTM captioner on frozen features of `<out>/features` (extracted once) against `source`'s
     captions (AdamW, one-cycle LR, gradients clipped at 5, mixed precision on CUDA when `amp`, DDP when `d` is
-    distributed); the lowest validation loss per token is saved as `<out>/captioner.safetensors`. Returns the
-    best epoch's row."""
+    distributed); the epoch best by `source.monitor` (the emoji set: validation exact-name accuracy; an external
+    set: the validation loss per token) is saved as `<out>/captioner.safetensors`. Returns the best epoch's row."""
     g = seed_everything(cfg.seed)
     features, _ = load_model(out, "features", ImageFeatures, FeatureConfig, d.device)
     train, val = source.pairs(features, g)
@@ -145,8 +146,9 @@ def train_captioner(source: CaptionerData, out: str | Path, d: Dist, cfg: Captio
     def save(row: dict) -> None:
         save_model(out, "captioner", model, half=True, vocab=vocab.to_json(), train=source.meta(row, cfg, train))
 
+    monitor, maximise = source.monitor
     return run_epochs("captioner", model, opt, sched, cfg.epochs, train_epoch, evaluate, save, work,
-                      Path(out) / "logs", resume, main=d.main)
+                      Path(out) / "logs", resume, monitor, main=d.main, maximise=maximise)
 
 
 # --------------------------------------------------------------------------- the built emoji set
@@ -159,6 +161,9 @@ class EmojiCaptionerData:
         self.train, self.val = load_split(data, "train", limit=limit), load_split(data, "val", limit=limit)
         self.vocab = Vocab.build(r["name"] for r in self.train.records)
         self.max_len, self.device, self.views = CaptionerConfig.max_len, device, views
+        # the caption is the name, so the epoch that names the most validation drawings exactly is kept: with 6 views
+        # the loss per token is lowest at epoch 2 of 6 (68.8 % exact), the last epoch names 70.9 % (experiments.md)
+        self.monitor = ("val_exact", True)
 
     def pairs(self, features: ImageFeatures, g: torch.Generator) -> tuple[CaptionPairs, CaptionPairs]:
         x_train = extract(features, self.train, self.device, self.views, g if self.device.type == "cpu" else None)
@@ -214,6 +219,7 @@ class StreamedCaptionerData:
         self.records, self.d, self.data, self.views, self.seed = records, d, data, cfg.views, cfg.seed
         self.vocab = Vocab.build((c for r in records["train"] for c in r["captions"]), min_count=data.vocab_min_count)
         self.max_len = data.max_len
+        self.monitor = ("val_loss", False)  # many captions per image: no exact name to count
 
     def pairs(self, features: ImageFeatures, g: torch.Generator) -> tuple[CaptionPairs, CaptionPairs]:
         train, val = self.records["train"], self.records["val"]

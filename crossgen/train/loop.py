@@ -93,13 +93,14 @@ class TrainLog:
 def run_epochs(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, epochs: int,
                train_epoch: Callable[[int], dict], evaluate: Callable[[], dict], save: Callable[[dict], None],
                work: str | Path, log_dir: str | Path, resume: bool = True, monitor: str = "val_loss",
-               main: bool = True) -> dict:
+               main: bool = True, maximise: bool = False) -> dict:
     """Train for `epochs`, resuming from `<work>/<name>_state.pt` when present. `save(row)` is called
-    whenever `monitor` (lower is better) improves. Returns the best row. Under DDP every rank runs this
-    with the unwrapped model and identical rows; only the `main` rank logs, saves and writes the state."""
+    whenever `monitor` improves (lower is better, or higher with `maximise`; the first epoch wins a tie). Returns
+    the best row. Under DDP every rank runs this with the unwrapped model and identical rows; only the `main` rank
+    logs, saves and writes the state."""
     state_path = Path(work) / f"{name}_state.pt"
     log = TrainLog(log_dir, name, resume) if main else None
-    start, best = 0, {monitor: float("inf")}
+    start, best = 0, {monitor: -float("inf") if maximise else float("inf")}
     if resume and state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
@@ -120,7 +121,7 @@ def run_epochs(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimiz
         if main:
             log.append(row)
             print(f"[{name}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if row[monitor] < best[monitor]:
+        if (row[monitor] > best[monitor]) if maximise else (row[monitor] < best[monitor]):
             best = row
             if main:
                 save(row)
