@@ -21,6 +21,7 @@ from crossgen.train import CaptionerTrainConfig, FeatureTrainConfig
 from crossgen.train.__main__ import RECIPES, config_for, main, recipe_for
 from crossgen.train.captioner import THRESHOLDS
 from crossgen.train.confidence import learned_styles
+from crossgen.train.loop import run_epochs
 from crossgen.train.vae import VAETrainConfig
 
 from helpers import FIXTURE, ROOT
@@ -198,3 +199,19 @@ def test_the_composing_generator_trains_and_finds_its_exemplars_by_object(tmp_pa
     assert len(set(picked.tolist())) == 4
     a = vae.sample(text, n=4, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, vae.sample(text, n=4, generator=torch.Generator().manual_seed(0)))
+
+
+def test_a_run_that_starts_over_starts_its_log_over(tmp_path: Path):
+    """The per-epoch log continues only with the training state it belongs to: a new run into a folder that holds an
+    older run's log (its state gone) replaces that log, where it used to append to it."""
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def run(epochs: int, work: Path) -> list[dict]:
+        run_epochs("toy", model, opt, None, epochs, lambda e: {"train_loss": 1.0 / e}, lambda: {"val_loss": 0.5},
+                   lambda row: None, work, tmp_path / "logs")
+        return json.loads((tmp_path / "logs" / "toy.json").read_text())
+
+    assert [r["epoch"] for r in run(2, tmp_path / "a")] == [1, 2]
+    assert [r["epoch"] for r in run(3, tmp_path / "a")] == [1, 2, 3]  # resumed: the log goes on
+    assert [r["epoch"] for r in run(2, tmp_path / "b")] == [1, 2]  # no state in b: a new run, a new log

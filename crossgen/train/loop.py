@@ -99,9 +99,10 @@ def run_epochs(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     the best row. Under DDP every rank runs this with the unwrapped model and identical rows; only the `main` rank
     logs, saves and writes the state."""
     state_path = Path(work) / f"{name}_state.pt"
+    resume = resume and state_path.is_file()  # a run that starts over also starts its log over
     log = TrainLog(log_dir, name, resume) if main else None
     start, best = 0, {monitor: -float("inf") if maximise else float("inf")}
-    if resume and state_path.is_file():
+    if resume:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
