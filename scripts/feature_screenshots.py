@@ -91,6 +91,8 @@ def journey(page, args) -> None:
     apple = str(ROOT / "assets" / "examples" / "twemoji_red_apple.png")
     panel.locator('input[type="file"][accept*="image"]').first.set_input_files(apple)
     panel.locator('img[src*="twemoji_red_apple.png"]').first.wait_for()
+    name = panel.get_by_label("Read as (fix it if it is wrong)")
+    page.wait_for_function("e => e.value !== ''", arg=name.element_handle())  # the name read, as the browser test waits
     panel.get_by_label("Words", exact=True).fill("blue")
     panel.get_by_text("Will draw:").wait_for()
     panel.get_by_role("button", name="Edit", exact=True).click()
