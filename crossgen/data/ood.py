@@ -385,6 +385,14 @@ def build_ood(out: str | Path, seed: int = 0, crops: int = 32, rendered: int = 1
     return {"records": len(rows), "counts": counts}
 
 
+def ensure_ood(out: str | Path) -> Path:
+    """`out`, holding the out-of-domain set: built there first when absent (about 20 s)."""
+    out = Path(out)
+    if not (out / "records.jsonl").is_file():
+        build_ood(out)
+    return out
+
+
 def load_ood(data: str | Path, split: str) -> tuple[list[dict], list[Image.Image]]:
     """The records of one split of a built out-of-domain set and their images."""
     data = Path(data)

@@ -33,6 +33,7 @@ from ..models.evaluator import Evaluator, logits_and_pool, topk_accuracy
 from ..models.object_reader import ObjectReader
 from ..postprocess.skin_tone import TONES, SkinTone
 from ..preprocess import normalize_text
+from ..serving.batching import group_by
 from ..serving.edit import retone
 from ..serving.pipeline import Pipeline
 from ..train.dataset import Split
@@ -281,11 +282,8 @@ def edits(pipe: Pipeline, test: Split, objects: ObjectReader | None, skin: SkinT
         except NotAnEmojiError:
             continue
         mad.append(float((pil_to_uint8([same.image]).float() - test.images[i].float()).abs().mean() / 255))
-    by_id: dict[str, list[int]] = {}
-    for j, r in enumerate(real.records):
-        by_id.setdefault(r["id"], []).append(j)
     pairs = [float((real.images[a].float() - real.images[b].float()).abs().mean() / 255)
-             for js in by_id.values() for a, b in zip(js, js[1:])]
+             for js in group_by(real.records, lambda r: r["id"]).values() for a, b in zip(js, js[1:])]
     out["identity"] = {"drawings": len(mad), "mean_abs_diff": float(np.mean(mad)) if mad else None,
                        "artists_median_diff": float(np.median(pairs)) if pairs else None}
     return out

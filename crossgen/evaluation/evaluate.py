@@ -29,7 +29,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..checkpoint import save_json, sha256
-from ..data.ood import TARGET_KINDS, build_ood, load_ood
+from ..data.ood import TARGET_KINDS, ensure_ood, load_ood
 from ..data.records import FIXTURE_ALWAYS
 from ..device import get_device
 from ..errors import CheckpointError, UnknownWordsError
@@ -203,10 +203,7 @@ def confidence(pipe: Pipeline, test: Split, readings: list[Reading], ood_dir: st
         return out
     inside = np.array([r.domain_score for r in readings])
     accepted = np.array([r.in_domain for r in readings])
-    ood_dir = Path(ood_dir)
-    if not (ood_dir / "records.jsonl").is_file():
-        build_ood(ood_dir)
-    rows, images = load_ood(ood_dir, "test")
+    rows, images = load_ood(ensure_ood(ood_dir), "test")
     outside = domain.score(embed_images(pipe.features, images, pipe.device)).numpy()
     kinds = np.array([r["kind"] for r in rows])
     per_kind = {k: {"images": int((kinds == k).sum()), "auroc": auroc(inside, outside[kinds == k]),

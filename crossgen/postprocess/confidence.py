@@ -51,6 +51,13 @@ class DomainCheck:
         return asdict(self)
 
 
+def nbest_logits(logprobs: torch.Tensor, a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """(N, n) caption log-probabilities (-inf where a list is shorter) -> (N, n + 1) logits of the calibrated
+    distribution: a x each log-probability, then c for "something else" (its softmax is the shown chances)."""
+    logits = torch.cat([a * logprobs.clamp_min(-1e4), c.expand(len(logprobs), 1)], 1)
+    return logits.masked_fill(F.pad(logprobs.isinf(), (0, 1)), -torch.inf)
+
+
 @dataclass
 class Calibration:
     params: dict[str, list[float]]  # source -> [a, c]: softmax over [a * logprob_1 .. a * logprob_n, c]
@@ -60,9 +67,9 @@ class Calibration:
         (one distribution: 1 - their sum is the chance that the name is something else)."""
         if not logprobs:
             return []
-        a, c = self.params.get(source, (1.0, 0.0))
-        logits = torch.tensor([a * lp for lp in logprobs] + [c], dtype=torch.float64)  # (n + 1,)
-        return logits.softmax(0)[:-1].tolist()
+        a, c = (torch.tensor(v, dtype=torch.float64) for v in self.params.get(source, (1.0, 0.0)))
+        logits = nbest_logits(torch.tensor([logprobs], dtype=torch.float64), a, c)  # (1, n + 1)
+        return logits.softmax(1)[0, :-1].tolist()
 
 
 @dataclass

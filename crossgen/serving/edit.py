@@ -54,12 +54,11 @@ def colour_mask(image: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(names == values[counts.argmax()]).to(image.device)
 
 
-def retone(image: torch.Tensor, reader: SkinTone, tone: int, main_colour: bool = True) -> torch.Tensor:
+def retone(image: torch.Tensor, reader: SkinTone, tone: int) -> torch.Tensor:
     """(3, H, W) in [0, 1] -> the skin pixels (within the reader's radius of a palette colour) shifted from their
     palette colour to the same artist's colour of `tone` (palette rows come five tones per artist), or the mean
     palette colour of that tone; with no skin pixel (the default yellow), its main colour (`colour_mask`) moved by
-    the difference between that mean and its median colour (unless main_colour is False). The drawing's shading is
-    kept."""
+    the difference between that mean and its median colour. The drawing's shading is kept."""
     refs, tones = torch.tensor(reader.palette), torch.tensor(reader.tones)  # (R, 3), (R,)
     p = image.permute(1, 2, 0).reshape(-1, 3) * 255  # (H*W, 3)
     dist, near = torch.cdist(p, refs).min(1)
@@ -71,7 +70,7 @@ def retone(image: torch.Tensor, reader: SkinTone, tone: int, main_colour: bool =
             target[r] = refs[same]
     if skin.any():
         p = torch.where(skin[:, None], p + (target - refs)[near], p)
-    elif main_colour:  # an untoned person in the default yellow: its main colour moved to the tone's mean skin colour
+    else:  # an untoned person in the default yellow: its main colour moved to the tone's mean skin colour
         main = colour_mask(image).reshape(-1)
         if main.any():
             p = torch.where(main[:, None], p + (refs[tones == tone].mean(0) - p[main].median(0).values), p)

@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import MANIFEST, load_json, load_model
-from ..data.ood import build_ood, load_ood
+from ..data.ood import ensure_ood, load_ood
 from ..imaging.augment import augment
 from ..models.captioner import Captioner, CaptionerConfig, Vocab
 from ..models.image_features import FeatureConfig, ImageFeatures
 from ..postprocess.chain import PostProcess
 from ..postprocess.concept_fallback import load_fallback
-from ..postprocess.confidence import SOURCES, Calibration, Confidence, DomainCheck
+from ..postprocess.confidence import SOURCES, Calibration, Confidence, DomainCheck, nbest_logits
 from ..postprocess.metrics import auroc, expected_calibration_error, fpr_at_tpr
 from ..postprocess.skin_tone import load_skin_tone
 from ..preprocess import load_image, normalize_text, resize, to_tensor
@@ -73,9 +73,7 @@ def fit_nbest(logprobs: list[list[float]], answer: list[int], steps: int = 200) 
 
     def closure():
         opt.zero_grad()
-        logits = torch.cat([ac[0] * lp.clamp_min(-1e4), ac[1].expand(len(lp), 1)], 1)  # (N, n + 1)
-        logits = logits.masked_fill(torch.cat([lp.isinf(), torch.zeros(len(lp), 1, dtype=torch.bool)], 1), -torch.inf)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(nbest_logits(lp, ac[0], ac[1]), y)  # (N, n + 1) logits, as the Pipeline shows them
         loss.backward()
         return loss
 
@@ -138,10 +136,7 @@ def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work
         inside.append(torch.cat([features.embed(augment(train.batch(torch.arange(i, min(i + 256, len(train))),
                                                                      torch.device("cpu")), g)).float().cpu()
                                  for i in range(0, len(train), 256)]))
-    ood_dir = Path(work) / "ood"
-    if not (ood_dir / "records.jsonl").is_file():
-        build_ood(ood_dir)
-    ood_rows, ood_images = load_ood(ood_dir, "val")
+    ood_rows, ood_images = load_ood(ensure_ood(Path(work) / "ood"), "val")
     outside = embed_images(features, ood_images, device)
     domain = fit_probe(torch.cat(inside), outside)
 

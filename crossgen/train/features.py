@@ -20,11 +20,11 @@ from tqdm import tqdm
 
 from ..checkpoint import load_model, save_model
 from ..data import load_records
-from ..data.ood import build_ood, load_ood
+from ..data.ood import ensure_ood, load_ood
 from ..imaging.augment import augment
 from ..models.image_features import FeatureConfig, FeatureOutput, ImageFeatures, load_imagenet_state
+from ..postprocess.metrics import auroc
 from ..preprocess import load_image, resize
-from .confidence import auroc
 from .dataset import Split, concept_index, load_split, word_index, word_targets
 from .distributed import Dist, Precision, all_sum, wrap
 from .loop import run_epochs, seed_everything
@@ -200,10 +200,7 @@ class EmojiFeatureData:
 def outlier_images(ood: str | Path, split: str, size: int, limit: int | None = None) -> torch.Tensor:
     """(M, 3, size, size) uint8: one part of the out-of-domain set (built into `ood` when absent), read and
     preprocessed as the Pipeline reads an upload."""
-    ood = Path(ood)
-    if not (ood / "records.jsonl").is_file():
-        build_ood(ood)
-    _, images = load_ood(ood, split)
+    _, images = load_ood(ensure_ood(ood), split)
     images = images[:limit or None]
     return torch.from_numpy(np.stack([resize(load_image(im), size) for im in images])).permute(0, 3, 1, 2).contiguous()
 
