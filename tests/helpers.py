@@ -3,8 +3,12 @@
 The pytest fixtures built from them are in conftest.py; tests import plain helpers from here."""
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 
 from crossgen import (CVAE, Captioner, CaptionerConfig, CVAEConfig, FeatureConfig, ImageFeatures, TextEncoder, Vocab,
@@ -59,3 +63,15 @@ def make_tiny_checkpoints(directory: Path) -> Path:
     save_model(directory, "captioner", tiny_captioner(len(vocab)), half=True, vocab=vocab.to_json())
     write_manifest(directory, training={"note": "tiny random models for tests"})
     return directory
+
+
+@contextlib.contextmanager
+def scratch(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A fresh temp folder for a module-scoped fixture, removed when the fixture ends: pytest removes a passing
+    test's tmp_path itself (tmp_path_retention_policy), but keeps mktemp folders to the end of the run, and an app
+    server's folder collects every file it served."""
+    path = factory.mktemp(name)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

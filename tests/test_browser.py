@@ -15,7 +15,7 @@ import pytest
 import browser
 from bad_inputs import CASES, NO_WORDS
 from browser import ROOT, AppServer, UIError, caption, chromium_page, draw, not_an_emoji_notice, wait_until
-from helpers import SENTENCES
+from helpers import SENTENCES, scratch
 
 EXAMPLES = ROOT / "assets" / "examples"
 TINY_VOCAB = {w for s in SENTENCES for w in s}  # every word the tiny captioner can say
@@ -34,7 +34,7 @@ def require_chromium() -> None:
 @pytest.fixture(scope="module")
 def server(tiny_checkpoints, tmp_path_factory):
     require_chromium()
-    with AppServer(tiny_checkpoints, tmp_path_factory.mktemp("browser_server")) as srv:
+    with scratch(tmp_path_factory, "browser_server") as folder, AppServer(tiny_checkpoints, folder) as srv:
         yield srv
 
 
@@ -115,7 +115,7 @@ def test_missing_chromium_skips_outside_ci_and_fails_in_ci(monkeypatch, tmp_path
 @pytest.fixture(scope="module")
 def shipped_server(tmp_path_factory):
     require_chromium()
-    with AppServer(ROOT / "checkpoints", tmp_path_factory.mktemp("shipped_browser_server")) as srv:
+    with scratch(tmp_path_factory, "shipped_browser_server") as folder, AppServer(ROOT / "checkpoints", folder) as srv:
         yield srv
 
 

@@ -21,6 +21,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from browser import ROOT, AppServer
+from helpers import scratch
 
 pytestmark = pytest.mark.slow  # 500 requests against the app in a subprocess
 
@@ -91,7 +92,7 @@ def latency_summary(results: list[Result]) -> dict:
 
 @pytest.fixture(scope="module")
 def server(tiny_checkpoints, tmp_path_factory):
-    with AppServer(tiny_checkpoints, tmp_path_factory.mktemp("load_server")) as srv:
+    with scratch(tmp_path_factory, "load_server") as folder, AppServer(tiny_checkpoints, folder) as srv:
         yield srv
 
 

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from crossgen.serving.app_process import ROOT, AppServer
+from helpers import scratch
 
 pytestmark = pytest.mark.slow  # the app in a subprocess with the shipped models
 
@@ -36,7 +37,8 @@ TOOLS = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with AppServer(SHIPPED, tmp_path_factory.mktemp("mcp_server"), env={"GRADIO_MCP_SERVER": "True"}) as srv:
+    with (scratch(tmp_path_factory, "mcp_server") as folder,
+          AppServer(SHIPPED, folder, env={"GRADIO_MCP_SERVER": "True"}) as srv):
         yield srv
 
 

@@ -10,6 +10,7 @@ baselines in the same run; the floors sit a little below the figures of the ship
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,7 +18,7 @@ import crossgen
 from crossgen.checkpoint import sha256
 from crossgen.evaluate import main as evaluate
 
-from helpers import FIXTURE, ROOT
+from helpers import FIXTURE, ROOT, scratch
 
 SHIPPED = ROOT / "checkpoints"
 
@@ -56,13 +57,13 @@ TRANSPARENT_FLOORS = {"corners_transparent": 0.9, "object_opaque": 0.9}
 
 
 @pytest.fixture(scope="module")
-def metrics(tmp_path_factory) -> dict:
+def metrics(tmp_path_factory) -> Iterator[dict]:
     assert (SHIPPED / "manifest.json").is_file(), "the shipped checkpoints are missing: git checkout -- checkpoints/"
-    work = tmp_path_factory.mktemp("quality")
-    out = work / "metrics.json"
-    evaluate(["--data", str(FIXTURE), "--checkpoints", str(SHIPPED), "--device", "cpu", "--out", str(out), "--grid", "",
-              "--ood", str(work / "ood")])
-    return json.loads(out.read_text())
+    with scratch(tmp_path_factory, "quality") as work:
+        out = work / "metrics.json"
+        evaluate(["--data", str(FIXTURE), "--checkpoints", str(SHIPPED), "--device", "cpu", "--out", str(out),
+                  "--grid", "", "--ood", str(work / "ood")])
+        yield json.loads(out.read_text())
 
 
 @pytest.mark.slow

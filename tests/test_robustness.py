@@ -28,6 +28,7 @@ from crossgen.checkpoint import MANIFEST, RESTORE_HINT
 
 from bad_inputs import CASES, OVER_UPLOAD_LIMIT, UPLOAD_LIMIT, Case
 from browser import ROOT, AppServer
+from helpers import scratch
 
 GOOD_IMAGE = ROOT / "assets" / "examples" / "twemoji_dog.png"
 STACK_TRACE = re.compile(r"Traceback|File \"|line \d+, in ")
@@ -106,7 +107,7 @@ def test_library_bad_requests(call, error, pattern, tiny_pipeline):
 
 @pytest.fixture(scope="module")
 def server(tiny_checkpoints, tmp_path_factory):
-    with AppServer(tiny_checkpoints, tmp_path_factory.mktemp("robustness_server")) as srv:
+    with scratch(tmp_path_factory, "robustness_server") as folder, AppServer(tiny_checkpoints, folder) as srv:
         yield srv
 
 
