@@ -65,19 +65,24 @@ def status_message() -> str:
     return f"Models loaded on **{p.device}**."
 
 
-CREDITS = (
-    "Trained on emoji artwork from npm packages: Noto Emoji (Google, Apache-2.0), OpenMoji (CC-BY-SA-4.0), "
-    "Fluent Emoji Flat (Microsoft, MIT), Noto Emoji v1 (Apache-2.0) and EmojiOne (CC-BY-4.0); tested on "
-    "Twemoji (Twitter/X, CC-BY-4.0), an artist never seen in training. Names and keywords: Unicode CLDR via "
-    "OpenMoji and emoji-datasource. Word vectors also read WordNet 3.0 glosses (Princeton)."
-)
+def credits() -> str:
+    """The artwork the models learned from and were tested on, each with its licence, read from the data split
+    (crossgen/data/split.json), so that the credits name every artist the weights came from."""
+    styles = split_config()["styles"].values()
+
+    def listed(split: str) -> str:
+        return "; ".join(f"{s['artwork']}, {s['licence']}" for s in styles if s["split"] == split)
+
+    return (f"Trained on emoji artwork from npm packages (artwork, licence): {listed('train')}. Tested on "
+            f"{listed('test')}: an artist never seen in training. Names and keywords: Unicode CLDR via OpenMoji and "
+            "emoji-datasource. Word vectors also read WordNet 3.0 glosses (Princeton).")
 
 
 def about_markdown() -> str:
     """The evaluation figures of the installed checkpoints (checkpoints/metrics.json) and the data credits."""
     m = crossgen.checkpoint_info()
     if not m.get("captioning"):
-        return "No evaluation figures for these checkpoints yet (`python -m crossgen.evaluate`).\n\n" + CREDITS
+        return "No evaluation figures for these checkpoints yet (`python -m crossgen.evaluate`).\n\n" + credits()
     cap = m["captioning"]
     lines = [f"Measured on {cap['images']:,} held-out **{m.get('styles', m['split'])}** images, an artist the models "
              f"never saw ({m['date'][:10]}, `python -m crossgen.evaluate`).", "",
@@ -101,7 +106,7 @@ def about_markdown() -> str:
             lines.append(f"| {kind} | {row['auroc']:.3f} | {row['fpr95']:.1%} | {row['accepted']:.1%} |")
         lines += ["", f"Calibration error of the best caption's probability (15 bins): {conf['ece_before']:.3f} before, "
                   f"{conf['ece_after']:.3f} after calibration."]
-    return "\n".join(lines + ["", CREDITS])
+    return "\n".join(lines + ["", credits()])
 
 
 # handlers

@@ -92,5 +92,7 @@ def test_about_panel_shows_the_shipped_figures_baselines_and_credits(monkeypatch
         assert f"| {method} | {row['top1']:.1%} | {row['top5']:.1%} |" in text
     assert "nn_features" in text and "vae_shuffled_text" in text  # the baselines sit next to the models
     assert "Twemoji" in text and "CC-BY-SA-4.0" in text and "Apache-2.0" in text
+    for artwork in app.crossgen.load(shipped, device="cpu").artists():  # every artist the shipped weights draw from
+        assert artwork in text, f"{artwork} is not credited"
     monkeypatch.setenv("CROSSGEN_CHECKPOINTS", str(shipped / "missing"))
     assert "No evaluation figures" in app.about_markdown()
