@@ -39,7 +39,8 @@ def proc_status_kb(pid: int, field: str) -> int | None:
 
 class AppServer:
     """`python app.py` on 127.0.0.1:<free port> until `stop()` (or the end of a `with` block): models from
-    `checkpoints` (None: the app's default), uploads under `work/uploads`, its output in `work/server.log`."""
+    `checkpoints` (None: the app's default), uploads under `work/uploads`, its other temp files (downloads) under
+    `work`, its output in `work/server.log`."""
 
     def __init__(self, checkpoints: str | Path | None, work: str | Path, device: str | None = "cpu",
                  port: int | None = None, start_timeout: float = 180.0, env: dict[str, str] | None = None):
@@ -66,7 +67,8 @@ class AppServer:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(self.port),
-                   GRADIO_TEMP_DIR=str(self.upload_dir), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+                   GRADIO_TEMP_DIR=str(self.upload_dir), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+                   TMPDIR=str(self.work))  # the app's downloads (GIFs, PNGs) stay in the work folder with the rest
         if self.checkpoints is not None:
             env["CROSSGEN_CHECKPOINTS"] = str(self.checkpoints)
         if self.device:
