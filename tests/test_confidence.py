@@ -19,7 +19,7 @@ from crossgen.errors import CheckpointError
 from crossgen.postprocess.chain import model_probabilities
 from crossgen.postprocess.confidence import FILE, Calibration, Confidence, DomainCheck, load_confidence
 from crossgen.postprocess.metrics import auroc, expected_calibration_error, fpr_at_tpr
-from crossgen.train.confidence import answer_index, fit_nbest, fit_probe, learned_styles
+from crossgen.train.confidence import answer_index, choose_msp_weight, fit_nbest, fit_probe, learned_styles
 
 from helpers import FIXTURE, ROOT, make_tiny_checkpoints
 
@@ -99,12 +99,36 @@ def test_probe_separates_and_folds_its_standardisation():
     assert torch.allclose(probe.score(inside), direct, atol=1e-4)
 
 
+def test_domain_score_adds_the_concept_heads_doubt():
+    probe = DomainCheck([0.0] * 512, [1.0] * 512, [0.0] * 512, 1.0, threshold=0.0)  # bias only
+    feats = torch.randn(2, 512)
+    concepts = torch.tensor([[0.8, 0.1, 0.1], [0.4, 0.3, 0.3]])  # (B, K)
+    assert torch.allclose(probe.score(feats, concepts), torch.ones(2))  # weight 0: the probe alone
+    weighted = DomainCheck([0.0] * 512, [1.0] * 512, [0.0] * 512, 1.0, threshold=0.0, msp_weight=2.0)
+    assert torch.allclose(weighted.score(feats, concepts), 1.0 + 2.0 * torch.tensor([0.8, 0.4]).log())
+    with pytest.raises(ValueError, match="concept head"):
+        weighted.score(feats)
+
+
+def test_msp_weight_is_chosen_by_cross_validation_over_sources():
+    g = torch.Generator().manual_seed(0)
+    inside, val, outside = (torch.randn(n, 8, generator=g) for n in (300, 200, 160))  # features that cannot tell
+    rows = [{"source": f"s{i // 4}", "kind": ("photo", "screenshot", "text", "noise")[i % 4]} for i in range(160)]
+    sure = torch.full((200, 1000), 0.09 / 999).index_fill(1, torch.tensor([0]), 0.91)  # (N, K) a sure head
+    unsure = torch.full((160, 1000), 0.001)  # a flat one
+    weight, fpr = choose_msp_weight(inside, val, sure, outside, unsure, rows)
+    assert weight > 0 and fpr[weight] == 0.0 and fpr[0.0] > 0.5  # the head's doubt tells them apart
+    weight, fpr = choose_msp_weight(inside, val, sure, outside, sure[:160], rows)
+    assert weight == 0.0 and len(set(fpr.values())) == 1  # an uninformative head: no weight
+    assert choose_msp_weight(inside, val, None, outside, None, rows) == (0.0, {})  # no concept head
+
+
 def test_confidence_round_trip_and_absent_file(tmp_path):
     assert load_confidence(tmp_path, 512) is None
     probe = DomainCheck([0.0] * 512, [1.0] * 512, [0.5] * 512, 0.25, threshold=-1.0)
     Confidence(probe, Calibration({"captioner": [0.5, 0.1]})).save(tmp_path, note="test")
     loaded = load_confidence(tmp_path, 512)
-    assert loaded.domain.threshold == -1.0 and loaded.domain.weight == probe.weight
+    assert loaded.domain.threshold == -1.0 and loaded.domain.weight == probe.weight and loaded.domain.msp_weight == 0.0
     # softmax over [0.5 * log 0.5, 0.1]: the one caption against "something else"
     assert loaded.calibration.probabilities([math.log(0.5)]) == pytest.approx([1 / (1 + math.exp(0.1 - 0.5 * math.log(0.5)))])
     assert load_confidence(tmp_path, 256).domain is None  # made for another feature model

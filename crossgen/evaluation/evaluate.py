@@ -153,7 +153,7 @@ def captioning(pipe: Pipeline, train: Split, test: Split, cfg: EvalConfig) -> tu
     # as Pipeline.read: the shipped post-processing of each n-best, and the lists after its first step alone
     steps = pipe.postprocess
     heads = probs if probs is not None else [None] * len(lstm)  # None: a feature model without a concept head
-    domain = steps.confidence.domain.score(f_test).tolist() if steps.confidence.domain is not None else [None] * len(lstm)
+    domain = steps.confidence.domain.score(f_test, probs).tolist() if steps.confidence.domain is not None else [None] * len(lstm)
     readings = [steps.read(cs, p, test.images[i].float() / 255, d) for i, (cs, p, d) in enumerate(zip(lstm, heads, domain))]
     untoned = [steps.name(cs, p)[0] for cs, p in zip(lstm, heads)]
     nbest = [[c for c, _ in r.captions] or [""] for r in readings]
@@ -204,7 +204,8 @@ def confidence(pipe: Pipeline, test: Split, readings: list[Reading], ood_dir: st
     inside = np.array([r.domain_score for r in readings])
     accepted = np.array([r.in_domain for r in readings])
     rows, images = load_ood(ensure_ood(ood_dir), "test")
-    outside = domain.score(embed_images(pipe.features, images, pipe.device)).numpy()
+    feats = embed_images(pipe.features, images, pipe.device)
+    outside = domain.score(feats, pipe.features.concepts(feats)).numpy()
     kinds = np.array([r["kind"] for r in rows])
     per_kind = {k: {"images": int((kinds == k).sum()), "auroc": auroc(inside, outside[kinds == k]),
                     "fpr95": fpr_at_tpr(inside, outside[kinds == k]),

@@ -76,8 +76,13 @@ class ImageFeatures(nn.Module):
         return self.features(image.to(device))
 
     @torch.inference_mode()
+    def concepts(self, feats: torch.Tensor) -> torch.Tensor | None:
+        """(B, 512) features -> (B, K) concept probabilities of the head (None without one)."""
+        return self.head(feats).softmax(-1) if self.head is not None else None
+
+    @torch.inference_mode()
     def classify(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, K) class probabilities (needs a head)."""
         if self.head is None:
             raise ValueError("This feature extractor has no classification head.")
-        return self.head(self.embed(image)).softmax(-1)
+        return self.concepts(self.embed(image))

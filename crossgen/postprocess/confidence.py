@@ -6,8 +6,9 @@ set; `crossgen/train/confidence.py`):
 
 - `DomainCheck`: a linear probe on the unit-length 512-d ResNet features the captioner already has, trained
   to tell the training artists' drawings (and augmented views of them) from photos, screenshots, text and
-  noise. Its score is a logit, higher = more like the emoji the models learned; images below `threshold`
-  (chosen so that 98 % of the validation slice passes) are flagged as out of domain.
+  noise, plus `msp_weight` x the log of the concept head's largest probability (the head learned to be unsure
+  on such images: outlier exposure). Its score is a logit, higher = more like the emoji the models learned;
+  images below `threshold` (chosen so that 98 % of the validation slice passes) are flagged as out of domain.
 - `Calibration`: the n-best list calibrated as one distribution. Each caption's logit is a x its
   log-probability, "something else" has the logit c, and a softmax over them gives the shown chances: they sum
   to 1 with "something else", so the captions shown never add up to more than 100 %. One (a, c) per source (the
@@ -37,15 +38,22 @@ class DomainCheck:
     weight: list[float]  # (512,) the probe on standardised features
     bias: float
     threshold: float  # scores below it are out of domain
+    msp_weight: float = 0.0  # weight of log max concept probability in the score (0: the probe alone)
 
     def __post_init__(self):
         self._w = torch.tensor(self.weight) / torch.tensor(self.std)  # folded: score = f_unit @ w + b
         self._b = float(self.bias - (torch.tensor(self.mean) * self._w).sum())
 
-    def score(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, 512) ResNet features -> (B,) in-domain logits (higher = more like the training emoji)."""
+    def score(self, feats: torch.Tensor, concepts: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 512) ResNet features and (B, K) concept-head probabilities -> (B,) in-domain logits (higher = more
+        like the training emoji). `concepts` may be None only for a check fitted without a head (msp_weight 0)."""
         w = self._w.to(feats.device, feats.dtype)
-        return F.normalize(feats, dim=1) @ w + self._b
+        probe = F.normalize(feats, dim=1) @ w + self._b
+        if not self.msp_weight:
+            return probe
+        if concepts is None:
+            raise ValueError("this domain check reads the concept head's probabilities: pass them")
+        return probe + self.msp_weight * concepts.to(probe).max(-1).values.clamp_min(1e-12).log()
 
     def to_json(self) -> dict:
         return asdict(self)

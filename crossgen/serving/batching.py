@@ -177,9 +177,8 @@ class BatchedModels:
     @torch.inference_mode()
     def _caption_batch(self, reqs: list[CaptionRequest]) -> list[Captions]:
         feats = self.embed(torch.cat([r.image for r in reqs]))
-        head = self.features.head
-        probs = head(feats).softmax(-1) if head is not None else None  # (B, K): a matmul beside the backbone
-        domain = self.domain.score(feats).tolist() if self.domain is not None else [None] * len(reqs)  # (B,)
+        probs = self.features.concepts(feats)  # (B, K) or None: a matmul beside the backbone
+        domain = self.domain.score(feats, probs).tolist() if self.domain is not None else [None] * len(reqs)  # (B,)
         out: list[list[Hypothesis]] = [[] for _ in reqs]
         for (beam, max_len, penalty), idx in group_by(reqs, lambda r: (r.beam, r.max_len, r.length_penalty)).items():
             n_best = max(reqs[i].n_best for i in idx)  # the top few do not depend on how many are kept

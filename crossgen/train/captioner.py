@@ -64,7 +64,7 @@ def nbest_and_concepts(features: ImageFeatures, captioner: Captioner, vocab: Voc
         f = feats[i:i + batch_size].to(device)
         nbest += [[(vocab.decode(h.tokens), h.logprob) for h in hs] for hs in captioner.generate(f, beam=beam, n_best=n_best)]
         if features.head is not None:
-            probs.append(features.head(f).softmax(-1).cpu())
+            probs.append(features.concepts(f).cpu())
     return nbest, torch.cat(probs) if probs else None
 
 

@@ -2,6 +2,8 @@
 only (the training drawings, the validation slice and the validation part of the out-of-domain set)."""
 from __future__ import annotations
 
+import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import MANIFEST, load_json, load_model
-from ..data.ood import ensure_ood, load_ood
+from ..data.ood import TARGET_KINDS, ensure_ood, load_ood
 from ..imaging.augment import augment
 from ..models.captioner import Captioner, CaptionerConfig, Vocab
 from ..models.image_features import FeatureConfig, ImageFeatures
@@ -24,6 +26,10 @@ from .dataset import load_split
 
 ACCEPT = 0.98  # share of the validation slice the domain threshold lets through
 WEIGHT_DECAY = 1e-2  # chosen by leave-one-artist-out acceptance and validation AUROC (docs/experiments.md)
+# Candidates for DomainCheck.msp_weight (chosen by choose_msp_weight). Capped at 0.5: with features trained without
+# two of the artists, a larger weight turned away more than 1 point more of those artists' drawings (an unseen
+# artist makes the concept head unsure too; docs/experiments.md).
+MSP_WEIGHTS = (0.0, 0.25, 0.5)
 
 
 # --------------------------------------------------------------------------- fitting
@@ -57,6 +63,31 @@ def fit_probe(inside: torch.Tensor, outside: torch.Tensor, weight_decay: float =
             opt.step()
     return DomainCheck(mean.tolist(), std.tolist(), probe.weight.detach()[0].tolist(), float(probe.bias.detach()),
                        threshold=0.0)
+
+
+def choose_msp_weight(inside: torch.Tensor, val: torch.Tensor, val_concepts: torch.Tensor | None,
+                      outside: torch.Tensor, outside_concepts: torch.Tensor | None, rows: list[dict]
+                      ) -> tuple[float, dict[float, float]]:
+    """The weight of the log of the concept head's largest probability in the domain score, by a 2-fold
+    cross-validation over the sources of the out-of-domain validation part (`rows`; the crops of one picture stay
+    in one fold): a probe fitted on one fold's images (and `inside`, the training drawings) scores the other fold
+    against the validation slice (`val`), and the weight with the lowest mean FPR at 95 % TPR over the target kinds
+    wins, the smaller on a tie. 0 without a concept head. Returns the weight and each candidate's mean FPR95."""
+    if val_concepts is None or outside_concepts is None:
+        return 0.0, {}
+    fold = np.array([zlib.crc32(r["source"].encode()) % 2 for r in rows])
+    kinds = np.array([r["kind"] for r in rows])
+    probes = [fit_probe(inside, outside[torch.from_numpy(fold != f)]) for f in (0, 1)]
+    fpr = {}
+    for a in MSP_WEIGHTS:
+        per_fold_kind = []
+        for f, probe in enumerate(probes):
+            check = replace(probe, msp_weight=a)
+            vs, os = check.score(val, val_concepts).numpy(), check.score(outside, outside_concepts).numpy()
+            per_fold_kind += [fpr_at_tpr(vs, os[(fold == f) & (kinds == k)]) for k in TARGET_KINDS
+                              if ((fold == f) & (kinds == k)).any()]
+        fpr[a] = float(np.mean(per_fold_kind))
+    return min(MSP_WEIGHTS, key=lambda a: (fpr[a], a)), fpr
 
 
 def fit_nbest(logprobs: list[list[float]], answer: list[int], steps: int = 200) -> list[float]:
@@ -138,12 +169,14 @@ def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work
                                  for i in range(0, len(train), 256)]))
     ood_rows, ood_images = load_ood(ensure_ood(Path(work) / "ood"), "val")
     outside = embed_images(features, ood_images, device)
-    domain = fit_probe(torch.cat(inside), outside)
-
     nbest, sources, val_feats, val_records = nbest_captions(data, out, features, device, limit)
-    val_scores = domain.score(val_feats).numpy()
+    val_concepts, outside_concepts = features.concepts(val_feats.to(device)), features.concepts(outside.to(device))
+    msp_weight, msp_fpr95 = choose_msp_weight(torch.cat(inside), val_feats, val_concepts, outside, outside_concepts,
+                                              ood_rows)
+    domain = replace(fit_probe(torch.cat(inside), outside), msp_weight=msp_weight)
+    val_scores = domain.score(val_feats, val_concepts).numpy()
     domain.threshold = float(np.quantile(val_scores, 1 - ACCEPT))
-    ood_scores = domain.score(outside).numpy()
+    ood_scores = domain.score(outside, outside_concepts).numpy()
     kinds = np.array([r["kind"] for r in ood_rows])
     per_kind = {k: {"auroc": auroc(val_scores, ood_scores[kinds == k]),
                     "fpr95": fpr_at_tpr(val_scores, ood_scores[kinds == k]),
@@ -164,12 +197,15 @@ def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work
     raw = np.array([np.exp(lps[0]) for lps in logprobs])
     figures = {"val_images": len(val_records), "val_accepted": float((val_scores >= domain.threshold).mean()),
                "probe_artists": sorted({r["style"] for r in train.records}), "ood_val": per_kind,
+               "msp_weight_cv_fpr95": {str(a): v for a, v in msp_fpr95.items()},
                "calibration_images": int(learned.sum()), "calibration_artists": sorted(styles) if styles else None,
                "ece_val_before": expected_calibration_error(raw[learned], correct[learned]),
                "ece_val_after": expected_calibration_error(shown[learned], correct[learned])}
     Confidence(domain, calibration).save(
         out, chosen_on=f"probe: training drawings of every artist in the data + {views} augmented view(s) against "
-                       f"the out-of-domain set's validation part, weight decay {WEIGHT_DECAY}; threshold: {ACCEPT:.0%} "
+                       f"the out-of-domain set's validation part, weight decay {WEIGHT_DECAY}, plus {msp_weight} x log "
+                       "max concept probability (the weight by a source-split 2-fold cross-validation in that part, "
+                       "lowest mean FPR95); threshold: {ACCEPT:.0%} "
                        "of the validation slice accepted; calibration: the n-best list as one distribution with "
                        "'something else' (softmax over a x log-probability and c), per source, by the log-loss of which "
                        "caption is exactly the name on the validation drawings of the artists the captioner learned from", **figures)
