@@ -83,8 +83,8 @@ def choose_msp_weight(inside: torch.Tensor, val: torch.Tensor, val_concepts: tor
         per_fold_kind = []
         for f, probe in enumerate(probes):
             check = replace(probe, msp_weight=a)
-            vs, os = check.score(val, val_concepts).numpy(), check.score(outside, outside_concepts).numpy()
-            per_fold_kind += [fpr_at_tpr(vs, os[(fold == f) & (kinds == k)]) for k in TARGET_KINDS
+            emoji, other = check.score(val, val_concepts).numpy(), check.score(outside, outside_concepts).numpy()
+            per_fold_kind += [fpr_at_tpr(emoji, other[(fold == f) & (kinds == k)]) for k in TARGET_KINDS
                               if ((fold == f) & (kinds == k)).any()]
         fpr[a] = float(np.mean(per_fold_kind))
     return min(MSP_WEIGHTS, key=lambda a: (fpr[a], a)), fpr
