@@ -471,7 +471,7 @@ with gr.Blocks(title="crossgen: text ↔ image", analytics_enabled=False) as dem
                 nbest = gr.Label(label=CHART_LABEL, num_top_classes=6)  # up to 5 captions and "something else"
                 gr.Markdown(CHART_NOTE)
                 with gr.Accordion("Domain check", open=False):
-                    domain_check = gr.JSON(label="Is it an emoji? (out-of-domain probe on the image features)")
+                    domain_check = gr.JSON(label="Is it an emoji? (out-of-domain check on the image features)")
                 back_btn = gr.Button("🔁 Back to pictures")
                 gr.Markdown("Draws the best caption with the number of images, seed and temperature of **Text → Image**.")
                 back_gallery = gr.Gallery(label="Drawn from the caption", columns=4, height="auto", object_fit="contain",

@@ -31,7 +31,7 @@ class Reading:
     captions: NBest  # the n-best (caption, log-probability), best first, as image_to_text returns
     probabilities: list[float]  # per caption, the calibrated chance that it is exactly the image's name; sum <= 1
     named_by: str  # "captioner", or "concept head" when the fallback named the image
-    domain_score: float | None  # the out-of-domain probe's logit (higher = more like an emoji); None without one
+    domain_score: float | None  # the out-of-domain check's score (higher = more like an emoji); None without one
     in_domain: bool  # False when the image does not look like the emoji the models learned
 
 
@@ -75,7 +75,7 @@ class PostProcess:
         return calibration.probabilities(logprobs, named_by) if calibration is not None else model_probabilities(logprobs)
 
     def in_domain(self, domain_score: float | None) -> bool:
-        """Step 4. False when the probe's score is below its threshold (True without a probe or a score)."""
+        """Step 4. False when the domain check's score is below its threshold (True without a check or a score)."""
         domain = self.confidence.domain
         return domain is None or domain_score is None or domain_score >= domain.threshold
 

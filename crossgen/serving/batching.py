@@ -128,7 +128,7 @@ class CaptionRequest:
 class Captions(NamedTuple):
     hyps: list[Hypothesis]  # the n-best, best first
     concepts: torch.Tensor | None  # (K,) the concept head's probabilities from the same features; None without a head
-    domain: float | None = None  # the out-of-domain probe's score of the same features; None without a probe
+    domain: float | None = None  # the out-of-domain check's score of the same features; None without a check
 
 
 class BatchedModels:
@@ -136,7 +136,7 @@ class BatchedModels:
 
     sample(...) draws like `CVAE.sample` with the request's own generator (both through `CVAE.sample_requests`); caption(...) returns what
     `Captioner.generate(features.embed(image))` returns, with the concept head's probabilities of those features
-    and the out-of-domain probe's score (`domain`, when given). enabled=None reads CROSSGEN_BATCHING.
+    and the out-of-domain check's score (`domain`, when given). enabled=None reads CROSSGEN_BATCHING.
     """
 
     def __init__(self, vae: CVAE, features: ImageFeatures, captioner: Captioner, enabled: bool | None = None,

@@ -133,10 +133,10 @@ def embed_images(features: ImageFeatures, images: list, device: torch.device, ba
 
 def nbest_captions(data: str | Path, out: str | Path, features: ImageFeatures, device: torch.device,
                    limit: int | None = None, beam: int = 3, n_best: int = 3
-                   ) -> tuple[list[list[tuple[str, float]]], list[str], torch.Tensor, list[dict]]:
+                   ) -> tuple[list[list[tuple[str, float]]], list[str], torch.Tensor, torch.Tensor | None, list[dict]]:
     """On the validation slice: each image's n-best list as the Pipeline gives it (fallback, then tones, with
-    the captioner and steps saved in `out` on `features`), the source of its probabilities, the features and the
-    records."""
+    the captioner and steps saved in `out` on `features`), the source of its probabilities, the features (N, 512),
+    the concept head's probabilities (N, K; None without a head) and the records."""
     captioner, cmeta = load_model(out, "captioner", Captioner, CaptionerConfig, device)
     val = load_split(data, "val", limit=limit)
     feats = extract(features, val, device)
@@ -147,7 +147,7 @@ def nbest_captions(data: str | Path, out: str | Path, features: ImageFeatures, d
         named, source = steps.name(caps, probs[i] if probs is not None else None)
         lists.append(steps.tone(named, val.images[i].float() / 255))
         sources.append(source)
-    return lists, sources, feats, val.records
+    return lists, sources, feats, probs, val.records
 
 
 def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work: str | Path,
@@ -169,8 +169,8 @@ def fit_confidence(data: str | Path, out: str | Path, device: torch.device, work
                                  for i in range(0, len(train), 256)]))
     ood_rows, ood_images = load_ood(ensure_ood(Path(work) / "ood"), "val")
     outside = embed_images(features, ood_images, device)
-    nbest, sources, val_feats, val_records = nbest_captions(data, out, features, device, limit)
-    val_concepts, outside_concepts = features.concepts(val_feats.to(device)), features.concepts(outside.to(device))
+    nbest, sources, val_feats, val_concepts, val_records = nbest_captions(data, out, features, device, limit)
+    outside_concepts = features.concepts(outside.to(device))
     msp_weight, msp_fpr95 = choose_msp_weight(torch.cat(inside), val_feats, val_concepts, outside, outside_concepts,
                                               ood_rows)
     domain = replace(fit_probe(torch.cat(inside), outside), msp_weight=msp_weight)
